@@ -1,0 +1,1 @@
+/* public header: see issue 4 */

@@ -1,0 +1,1 @@
+#include "mod_ws_private.h"

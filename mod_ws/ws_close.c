@@ -1,0 +1,1 @@
+#include "ws_close.h"

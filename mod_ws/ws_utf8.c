@@ -1,0 +1,1 @@
+#include "ws_utf8.h"
