@@ -1,4 +1,56 @@
-#include "httpd.h"
-#include "http_config.h"
-static void ws_register_hooks(apr_pool_t *p) { (void)p; }
-AP_DECLARE_MODULE(ws) = { STANDARD20_MODULE_STUFF, NULL, NULL, NULL, NULL, NULL, ws_register_hooks, 0 };
+/* mod_ws.c: the module record and its hooks; nothing else.
+ *
+ * The engine lives in mod_ws_*.c, the protocol core in ws_*.c, the built-in
+ * handlers in mod_ws_<name>.c.
+ */
+#define WS_MODULE_RECORD_FILE
+#include "ap_provider.h"
+#include "http_request.h"
+#include "mpm_common.h"
+
+#include "mod_ws_config.h"
+#include "mod_ws_conn.h"
+#include "mod_ws_upgrade.h"
+
+extern const ws_handler_t ws_echo_handler;
+
+static void ws_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    apr_status_t rv = ws_conn_registry_init(pchild);
+
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
+                     WSLOGNO(00030) "cannot create the connection registry");
+    }
+}
+
+/* Graceful restart or stop: every WebSocket closes with 1001 within
+ * WebSocketShutdownTimeout, or the old child would never exit.  Runs on the
+ * MPM's listener or signal thread: only set a flag and wake. */
+static void ws_child_stopping(apr_pool_t *pchild, int graceful)
+{
+    ws_conn_registry_stop();
+}
+
+static void ws_register_hooks(apr_pool_t *p)
+{
+    ap_register_provider(p, WS_PROVIDER_GROUP, "echo", WS_PROVIDER_VERSION,
+                         &ws_echo_handler);
+    /* First, so that an upgrade to a WebSocket location wins over the
+     * location's content handler (PHP, CGI, files); everything else is
+     * declined and served as before. */
+    ap_hook_handler(ws_upgrade_handler, NULL, NULL, APR_HOOK_FIRST);
+    ap_hook_child_init(ws_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_stopping(ws_child_stopping, NULL, NULL, APR_HOOK_MIDDLE);
+}
+
+AP_DECLARE_MODULE(ws) = {
+    STANDARD20_MODULE_STUFF,
+    ws_config_create_dir,
+    ws_config_merge_dir,
+    ws_config_create_server,
+    ws_config_merge_server,
+    ws_config_cmds,
+    ws_register_hooks,
+    AP_MODULE_FLAG_NONE
+};

@@ -1,1 +1,280 @@
-#include "mod_ws_private.h"
+/* mod_ws_config.c: the directives, and config create/merge.
+ *
+ * Merging follows mod_proxy_wstunnel's pattern: each field has a _set bit, so
+ * an inner <Location> overrides only what it names.  Runs at configuration
+ * time only; nothing here is touched per request but the two getters.
+ */
+#include "mod_ws_config.h"
+
+#include "ap_provider.h"
+#include "apr_lib.h"
+#include "apr_strings.h"
+
+
+void *ws_config_create_dir(apr_pool_t *p, char *dir)
+{
+    ws_dir_conf_t *d = apr_pcalloc(p, sizeof(*d));
+
+    d->max_message = WS_DEFAULT_MAX_MESSAGE;
+    d->idle_timeout = WS_DEFAULT_IDLE_TIMEOUT;
+    d->ping_interval = WS_DEFAULT_PING_INTERVAL;
+    d->origin_mode = WS_ORIGIN_SAME;
+    return d;
+}
+
+#define WS_MERGE(field) \
+    do { \
+        d->field = add->field##_set ? add->field : base->field; \
+        d->field##_set = add->field##_set || base->field##_set; \
+    } while (0)
+
+void *ws_config_merge_dir(apr_pool_t *p, void *basev, void *addv)
+{
+    const ws_dir_conf_t *base = basev, *add = addv;
+    ws_dir_conf_t *d = apr_pcalloc(p, sizeof(*d));
+
+    if (add->handler_set) {
+        d->handler = add->handler;
+        d->handler_name = add->handler_name;
+        d->handler_args = add->handler_args;
+    }
+    else {
+        d->handler = base->handler;
+        d->handler_name = base->handler_name;
+        d->handler_args = base->handler_args;
+    }
+    d->handler_set = add->handler_set || base->handler_set;
+    WS_MERGE(protocols);
+    WS_MERGE(max_message);
+    WS_MERGE(idle_timeout);
+    WS_MERGE(ping_interval);
+    if (add->origin_set) {
+        d->origin_mode = add->origin_mode;
+        d->origins = add->origins;
+    }
+    else {
+        d->origin_mode = base->origin_mode;
+        d->origins = base->origins;
+    }
+    d->origin_set = add->origin_set || base->origin_set;
+    return d;
+}
+
+void *ws_config_create_server(apr_pool_t *p, server_rec *s)
+{
+    ws_server_conf_t *sc = apr_pcalloc(p, sizeof(*sc));
+
+    sc->shutdown_timeout = WS_DEFAULT_SHUTDOWN_TIMEOUT;
+    return sc;
+}
+
+void *ws_config_merge_server(apr_pool_t *p, void *basev, void *addv)
+{
+    const ws_server_conf_t *base = basev, *add = addv;
+    ws_server_conf_t *d = apr_pcalloc(p, sizeof(*d));
+
+    WS_MERGE(shutdown_timeout);
+    return d;
+}
+
+const ws_dir_conf_t *ws_config_dir(const request_rec *r)
+{
+    return ap_get_module_config(r->per_dir_config, &ws_module);
+}
+
+const ws_server_conf_t *ws_config_server(const server_rec *s)
+{
+    return ap_get_module_config(s->module_config, &ws_module);
+}
+
+static const char *known_handlers(apr_pool_t *p)
+{
+    apr_array_header_t *names = ap_list_provider_names(p, WS_PROVIDER_GROUP,
+                                                       WS_PROVIDER_VERSION);
+    const ap_list_provider_names_t *n;
+    const char *list = NULL;
+    int i;
+
+    for (i = 0; names && i < names->nelts; ++i) {
+        n = &APR_ARRAY_IDX(names, i, ap_list_provider_names_t);
+        list = list ? apr_pstrcat(p, list, ", ", n->provider_name, NULL)
+                    : n->provider_name;
+    }
+    return list ? list : "none";
+}
+
+/* RFC 7230 §3.2.6 token, which §4.1 of RFC 6455 asks of subprotocols. */
+static int is_token(const char *s)
+{
+    if (!*s) {
+        return 0;
+    }
+    for (; *s; ++s) {
+        if (!apr_isalnum(*s) && !strchr("!#$%&'*+-.^_`|~", *s)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* WebSocketHandler NAME [args…]: NAME is a provider of group "websocket";
+ * an unknown NAME is an error naming the ones that exist. */
+static const char *set_handler(cmd_parms *cmd, void *dv, const char *line)
+{
+    ws_dir_conf_t *d = dv;
+    const char *name = ap_getword_conf(cmd->pool, &line);
+
+    if (!*name) {
+        return "WebSocketHandler needs a handler name";
+    }
+    d->handler = ap_lookup_provider(WS_PROVIDER_GROUP, name,
+                                    WS_PROVIDER_VERSION);
+    if (!d->handler) {
+        return apr_psprintf(cmd->pool, "WebSocketHandler: unknown handler "
+                            "'%s' (known: %s)", name,
+                            known_handlers(cmd->pool));
+    }
+    while (apr_isspace(*line)) {
+        ++line;
+    }
+    d->handler_name = name;
+    d->handler_args = *line ? line : NULL;
+    d->handler_set = 1;
+    return NULL;
+}
+
+static const char *set_protocols(cmd_parms *cmd, void *dv, const char *arg)
+{
+    ws_dir_conf_t *d = dv;
+
+    if (!d->protocols_set) {
+        d->protocols = apr_array_make(cmd->pool, 4, sizeof(const char *));
+        d->protocols_set = 1;
+    }
+    if (!is_token(arg)) {
+        return apr_psprintf(cmd->pool, "WebSocketProtocols: '%s' is not an "
+                            "HTTP token (RFC 6455 §4.1)", arg);
+    }
+    APR_ARRAY_PUSH(d->protocols, const char *) = arg;
+    return NULL;
+}
+
+static const char *set_origin(cmd_parms *cmd, void *dv, const char *arg)
+{
+    ws_dir_conf_t *d = dv;
+
+    if (!d->origin_set) {
+        d->origins = apr_array_make(cmd->pool, 2, sizeof(const char *));
+        d->origin_mode = WS_ORIGIN_LIST;
+        d->origin_set = 1;
+    }
+    if (!strcasecmp(arg, "same") || !strcasecmp(arg, "any")) {
+        if (d->origins->nelts || d->origin_mode != WS_ORIGIN_LIST) {
+            return "WebSocketAllowOrigin: 'same' and 'any' stand alone";
+        }
+        d->origin_mode = strcasecmp(arg, "same") ? WS_ORIGIN_ANY
+                                                 : WS_ORIGIN_SAME;
+        return NULL;
+    }
+    if (d->origin_mode != WS_ORIGIN_LIST) {
+        return "WebSocketAllowOrigin: 'same' and 'any' stand alone";
+    }
+    if (strncasecmp(arg, "http://", 7) && strncasecmp(arg, "https://", 8)) {
+        return apr_psprintf(cmd->pool, "WebSocketAllowOrigin: '%s' is not "
+                            "same, any, or an http(s)://host[:port] origin",
+                            arg);
+    }
+    APR_ARRAY_PUSH(d->origins, const char *) = arg;
+    return NULL;
+}
+
+static const char *parse_size(cmd_parms *cmd, const char *arg,
+                              apr_size_t *out)
+{
+    char *end;
+    apr_int64_t v = apr_strtoi64(arg, &end, 10);
+
+    if (*end || v < 1 || (apr_uint64_t)v > APR_SIZE_MAX) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a positive number "
+                            "of bytes", cmd->cmd->name, arg);
+    }
+    *out = (apr_size_t)v;
+    return NULL;
+}
+
+/* Seconds, 0 allowed (= off) where the directive says so. */
+static const char *parse_secs(cmd_parms *cmd, const char *arg, int zero_ok,
+                              apr_interval_time_t *out)
+{
+    char *end;
+    apr_int64_t v = apr_strtoi64(arg, &end, 10);
+
+    if (*end || v < (zero_ok ? 0 : 1) || v > 86400 * 365) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a number of seconds"
+                            "%s", cmd->cmd->name, arg,
+                            zero_ok ? " (0 turns it off)" : "");
+    }
+    *out = apr_time_from_sec(v);
+    return NULL;
+}
+
+static const char *set_max_message(cmd_parms *cmd, void *dv, const char *a)
+{
+    ws_dir_conf_t *d = dv;
+
+    d->max_message_set = 1;
+    return parse_size(cmd, a, &d->max_message);
+}
+
+static const char *set_idle_timeout(cmd_parms *cmd, void *dv, const char *a)
+{
+    ws_dir_conf_t *d = dv;
+
+    d->idle_timeout_set = 1;
+    return parse_secs(cmd, a, 1, &d->idle_timeout);
+}
+
+static const char *set_ping_interval(cmd_parms *cmd, void *dv, const char *a)
+{
+    ws_dir_conf_t *d = dv;
+
+    d->ping_interval_set = 1;
+    return parse_secs(cmd, a, 1, &d->ping_interval);
+}
+
+static const char *set_shutdown_timeout(cmd_parms *cmd, void *dv,
+                                        const char *a)
+{
+    ws_server_conf_t *sc = ap_get_module_config(cmd->server->module_config,
+                                                &ws_module);
+    const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_CONTEXT);
+
+    if (err) {
+        return err;
+    }
+    sc->shutdown_timeout_set = 1;
+    return parse_secs(cmd, a, 0, &sc->shutdown_timeout);
+}
+
+const command_rec ws_config_cmds[] = {
+    AP_INIT_RAW_ARGS("WebSocketHandler", set_handler, NULL, ACCESS_CONF,
+                     "the handler that serves WebSockets here, and its "
+                     "arguments"),
+    AP_INIT_ITERATE("WebSocketProtocols", set_protocols, NULL, ACCESS_CONF,
+                    "subprotocols offered, in order of preference"),
+    AP_INIT_ITERATE("WebSocketAllowOrigin", set_origin, NULL, ACCESS_CONF,
+                    "'same' (default), 'any', or the origins allowed"),
+    AP_INIT_TAKE1("WebSocketMaxMessageSize", set_max_message, NULL,
+                  ACCESS_CONF, "largest message in bytes; larger ones "
+                  "close with 1009"),
+    AP_INIT_TAKE1("WebSocketIdleTimeout", set_idle_timeout, NULL, ACCESS_CONF,
+                  "seconds without anything from the peer before closing "
+                  "(0: never)"),
+    AP_INIT_TAKE1("WebSocketPingInterval", set_ping_interval, NULL,
+                  ACCESS_CONF, "seconds of silence before the server pings "
+                  "(0: never)"),
+    AP_INIT_TAKE1("WebSocketShutdownTimeout", set_shutdown_timeout, NULL,
+                  RSRC_CONF, "seconds WebSockets get to close on graceful "
+                  "restart or stop"),
+    { NULL }
+};

@@ -1,1 +1,51 @@
-/* placeholder */
+/* mod_ws_config.h: per-directory and per-server configuration. */
+#ifndef MOD_WS_CONFIG_H
+#define MOD_WS_CONFIG_H
+
+#include "mod_ws_private.h"
+
+typedef enum {
+    WS_ORIGIN_SAME = 0,   /* Origin must be the request's own (default) */
+    WS_ORIGIN_ANY,        /* any Origin */
+    WS_ORIGIN_LIST        /* one of the listed origins */
+} ws_origin_mode_e;
+
+typedef struct {
+    const ws_handler_t *handler;     /* NULL: not a WebSocket location */
+    const char *handler_name;
+    const char *handler_args;
+    apr_array_header_t *protocols;   /* const char *, server's preference */
+    apr_array_header_t *origins;     /* const char *, for WS_ORIGIN_LIST */
+    ws_origin_mode_e origin_mode;
+    apr_size_t max_message;
+    apr_interval_time_t idle_timeout;
+    apr_interval_time_t ping_interval;
+    unsigned int handler_set:1;
+    unsigned int protocols_set:1;
+    unsigned int origin_set:1;
+    unsigned int max_message_set:1;
+    unsigned int idle_timeout_set:1;
+    unsigned int ping_interval_set:1;
+} ws_dir_conf_t;
+
+typedef struct {
+    apr_interval_time_t shutdown_timeout;
+    unsigned int shutdown_timeout_set:1;
+} ws_server_conf_t;
+
+#define WS_DEFAULT_MAX_MESSAGE      (16 * 1024 * 1024)
+#define WS_DEFAULT_IDLE_TIMEOUT     apr_time_from_sec(120)
+#define WS_DEFAULT_PING_INTERVAL    apr_time_from_sec(30)
+#define WS_DEFAULT_SHUTDOWN_TIMEOUT apr_time_from_sec(5)
+
+extern const command_rec ws_config_cmds[];
+
+void *ws_config_create_dir(apr_pool_t *p, char *dir);
+void *ws_config_merge_dir(apr_pool_t *p, void *basev, void *addv);
+void *ws_config_create_server(apr_pool_t *p, server_rec *s);
+void *ws_config_merge_server(apr_pool_t *p, void *basev, void *addv);
+
+const ws_dir_conf_t *ws_config_dir(const request_rec *r);
+const ws_server_conf_t *ws_config_server(const server_rec *s);
+
+#endif /* MOD_WS_CONFIG_H */

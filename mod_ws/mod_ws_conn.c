@@ -1,1 +1,356 @@
-#include "mod_ws_private.h"
+/* mod_ws_conn.c: a WebSocket connection inside httpd (see mod_ws_conn.h).
+ *
+ * All I/O goes through c->input_filters / c->output_filters, never the raw
+ * socket, so wss:// (mod_ssl) and HTTP/2 streams work the same.  Runs only on
+ * the connection's owner thread, except the registry's stop, which any
+ * thread may call.  No protocol logic here: frames are ws_session's.
+ */
+#include "mod_ws_conn.h"
+
+#include "apr_atomic.h"
+#include "apr_strings.h"
+#include "apr_thread_mutex.h"
+#include "http_core.h"
+#include "ws_close.h"
+#include "ws_frame.h"
+
+/* How much one ap_get_brigade asks for. */
+#define WS_READ_CHUNK (64 * 1024)
+
+/* The per-child list of live connections, so that child_stopping can wake
+ * each of them.  Made in child_init, after the fork: one per process. */
+static struct {
+    apr_thread_mutex_t *mutex;
+    ws_conn_t *head;
+    volatile apr_uint32_t stopping;
+    volatile apr_uint32_t next_id;
+} registry;
+
+static void on_message(void *baton, unsigned opcode,
+                       const unsigned char *data, apr_size_t len)
+{
+    ws_conn_t *wc = baton;
+
+    if (APLOGctrace1(wc->c)) {
+        ap_log_cerror(APLOG_MARK, APLOG_TRACE1, 0, wc->c,
+                      "ws %s: %s message, %" APR_SIZE_T_FMT " bytes", wc->id,
+                      opcode == WS_OP_TEXT ? "text" : "binary", len);
+    }
+    if (wc->handler->on_message) {
+        wc->handler->on_message(wc, wc->handler_ctx, (int)opcode,
+                                (const char *)data, len);
+    }
+    apr_pool_clear(wc->scratch);
+}
+
+static void on_peer_close(void *baton, unsigned code, const char *reason,
+                          apr_size_t reason_len)
+{
+    ws_conn_t *wc = baton;
+
+    ap_log_cerror(APLOG_MARK, APLOG_DEBUG, 0, wc->c,
+                  WSLOGNO(00010) "ws %s: peer sent close %u '%.*s'", wc->id,
+                  code, (int)(reason_len > 123 ? 123 : reason_len), reason);
+}
+
+static const ws_session_callbacks_t callbacks = { on_message, on_peer_close };
+
+apr_status_t ws_conn_create(ws_conn_t **pwc, request_rec *r,
+                            const ws_dir_conf_t *dcfg)
+{
+    conn_rec *c = r->connection;
+    ws_conn_t *wc = apr_pcalloc(r->pool, sizeof(*wc));
+    ws_session_config_t scfg;
+    apr_status_t rv;
+
+    wc->r = r;
+    wc->c = c;
+    wc->pool = r->pool;
+    wc->dcfg = dcfg;
+    wc->scfg = ws_config_server(r->server);
+    wc->handler = dcfg->handler;
+    wc->opened = apr_time_now();
+    wc->id = apr_psprintf(r->pool, "%" APR_PID_T_FMT "-%u", getpid(),
+                          apr_atomic_inc32(&registry.next_id) + 1);
+    rv = apr_pool_create(&wc->scratch, r->pool);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    apr_pool_tag(wc->scratch, "ws_scratch");
+    wc->bb_in = apr_brigade_create(r->pool, c->bucket_alloc);
+    wc->bb_out = apr_brigade_create(r->pool, c->bucket_alloc);
+
+    memset(&scfg, 0, sizeof(scfg));
+    scfg.max_message = dcfg->max_message;
+    scfg.ping_interval = dcfg->ping_interval;
+    scfg.idle_timeout = dcfg->idle_timeout;
+    scfg.close_timeout = wc->scfg->shutdown_timeout;
+    rv = ws_session_create(&wc->session, r->pool, &scfg, &callbacks, wc,
+                           wc->opened);
+    if (rv == APR_SUCCESS) {
+        *pwc = wc;
+    }
+    return rv;
+}
+
+void ws_conn_open(ws_conn_t *wc)
+{
+    apr_status_t rv = APR_SUCCESS;
+
+    ap_log_cerror(APLOG_MARK, APLOG_DEBUG, 0, wc->c,
+                  WSLOGNO(00011) "ws %s: open on %s, handler %s", wc->id,
+                  wc->r->uri, wc->dcfg->handler_name);
+    if (wc->handler->on_open) {
+        rv = wc->handler->on_open(wc, wc->dcfg->handler_args,
+                                  &wc->handler_ctx);
+    }
+    apr_pool_clear(wc->scratch);
+    if (rv != APR_SUCCESS) {
+        ap_log_cerror(APLOG_MARK, APLOG_ERR, rv, wc->c,
+                      WSLOGNO(00012) "ws %s: handler %s refused to open",
+                      wc->id, wc->dcfg->handler_name);
+        ws_session_close(wc->session, WS_CLOSE_INTERNAL_ERROR,
+                         "handler failed", apr_time_now());
+    }
+}
+
+/* Feed one brigade's data buckets to the session. */
+static apr_status_t feed_brigade(ws_conn_t *wc, apr_size_t *nread,
+                                 int *eof)
+{
+    apr_bucket *b;
+    const char *data;
+    apr_size_t len;
+    apr_status_t rv;
+
+    for (b = APR_BRIGADE_FIRST(wc->bb_in);
+         b != APR_BRIGADE_SENTINEL(wc->bb_in); b = APR_BUCKET_NEXT(b)) {
+        if (APR_BUCKET_IS_EOS(b)) {
+            /* mod_http2 starts an upgraded stream with an EOS of its own
+             * (httpd-api.md §7); any later EOS is the end of the stream. */
+            if (wc->input_seen) {
+                *eof = 1;
+            }
+            continue;
+        }
+        if (APR_BUCKET_IS_METADATA(b)) {
+            continue;
+        }
+        rv = apr_bucket_read(b, &data, &len, APR_BLOCK_READ);
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+        *nread += len;
+        rv = ws_session_feed(wc->session, (const unsigned char *)data, len,
+                             apr_time_now());
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+    }
+    return APR_SUCCESS;
+}
+
+apr_status_t ws_conn_read(ws_conn_t *wc, apr_size_t budget)
+{
+    apr_size_t nread = 0;
+    apr_status_t rv;
+    int eof = 0;
+
+    while (nread < budget
+           && ws_session_state(wc->session) != WS_SESSION_CLOSED) {
+        rv = ap_get_brigade(wc->c->input_filters, wc->bb_in,
+                            AP_MODE_READBYTES, APR_NONBLOCK_READ,
+                            WS_READ_CHUNK);
+        /* "Nothing now" is EAGAIN under mod_ssl, an empty brigade on plain
+         * connections (reactor-spike.md). */
+        if (APR_STATUS_IS_EAGAIN(rv)
+            || (rv == APR_SUCCESS && APR_BRIGADE_EMPTY(wc->bb_in))) {
+            apr_brigade_cleanup(wc->bb_in);
+            return APR_SUCCESS;
+        }
+        if (rv == APR_SUCCESS) {
+            rv = feed_brigade(wc, &nread, &eof);
+        }
+        wc->input_seen = 1;
+        apr_brigade_cleanup(wc->bb_in);
+        if (APR_STATUS_IS_EOF(rv) || eof) {
+            return WS_CONN_EOF;
+        }
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+    }
+    return nread >= budget ? APR_INCOMPLETE : APR_SUCCESS;
+}
+
+apr_status_t ws_conn_write(ws_conn_t *wc)
+{
+    const unsigned char *data;
+    apr_size_t n;
+    apr_bucket *b;
+    apr_status_t rv;
+
+    while ((n = ws_session_pending(wc->session, &data)) > 0) {
+        /* FLUSH in the same brigade, so no filter sets the data aside
+         * (a copy) before writing it (httpd-api.md §2.1). */
+        b = apr_bucket_transient_create((const char *)data, n,
+                                        wc->c->bucket_alloc);
+        APR_BRIGADE_INSERT_TAIL(wc->bb_out, b);
+        b = apr_bucket_flush_create(wc->c->bucket_alloc);
+        APR_BRIGADE_INSERT_TAIL(wc->bb_out, b);
+        rv = ap_pass_brigade(wc->c->output_filters, wc->bb_out);
+        apr_brigade_cleanup(wc->bb_out);
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+        ws_session_consume(wc->session, n);
+    }
+    return APR_SUCCESS;
+}
+
+void ws_conn_shutdown(ws_conn_t *wc)
+{
+    apr_socket_t *sock;
+
+    if (wc->stopping) {
+        return;
+    }
+    wc->stopping = 1;
+    ap_log_cerror(APLOG_MARK, APLOG_DEBUG, 0, wc->c,
+                  WSLOGNO(00013) "ws %s: server stopping, closing with 1001",
+                  wc->id);
+    ws_session_close(wc->session, WS_CLOSE_GOING_AWAY,
+                     "server shutting down", apr_time_now());
+    /* A peer that reads nothing must not hold a blocking write (and so the
+     * old child) past the shutdown bound.  HTTP/2 streams have no socket
+     * of their own (their c2 "socket" is a dummy). */
+    if (!wc->c->master) {
+        sock = ap_get_conn_socket(wc->c);
+        if (sock) {
+            apr_socket_timeout_set(sock, wc->scfg->shutdown_timeout
+                                         ? wc->scfg->shutdown_timeout
+                                         : apr_time_from_msec(100));
+        }
+    }
+}
+
+void ws_conn_finish(ws_conn_t *wc)
+{
+    const ws_session_stats_t *st = ws_session_stats(wc->session);
+    unsigned code = ws_session_close_code(wc->session);
+    int level;
+
+    if (wc->handler->on_close) {
+        wc->handler->on_close(wc, wc->handler_ctx, code);
+    }
+    /* A peer's protocol violation is the client's error: info, as httpd
+     * logs client errors; an ordinary close is debug. */
+    level = (code == WS_CLOSE_PROTOCOL_ERROR || code == WS_CLOSE_INVALID_DATA
+             || code == WS_CLOSE_TOO_BIG) ? APLOG_INFO : APLOG_DEBUG;
+    ap_log_cerror(APLOG_MARK, level, 0, wc->c,
+                  WSLOGNO(00014) "ws %s: closed with %u (%s) after %"
+                  APR_TIME_T_FMT " ms; messages in %" APR_UINT64_T_FMT
+                  ", out %" APR_UINT64_T_FMT "; bytes in %" APR_UINT64_T_FMT
+                  ", out %" APR_UINT64_T_FMT, wc->id, code,
+                  ws_session_close_reason(wc->session),
+                  apr_time_as_msec(apr_time_now() - wc->opened),
+                  st->messages_in, st->messages_out, st->bytes_in,
+                  st->bytes_out);
+    /* For the access-log line httpd writes when the request ends:
+     * %b shows the WebSocket's bytes out, %{ws-close}n the close code. */
+    wc->r->bytes_sent = (apr_off_t)st->bytes_out;
+    apr_table_setn(wc->r->notes, "ws-close",
+                   apr_psprintf(wc->r->pool, "%u", code));
+    apr_table_setn(wc->r->notes, "ws-id", wc->id);
+}
+
+apr_status_t ws_conn_registry_init(apr_pool_t *pchild)
+{
+    registry.head = NULL;
+    registry.stopping = 0;
+    return apr_thread_mutex_create(&registry.mutex, APR_THREAD_MUTEX_DEFAULT,
+                                   pchild);
+}
+
+void ws_conn_registry_add(ws_conn_t *wc)
+{
+    apr_thread_mutex_lock(registry.mutex);
+    wc->prev = NULL;
+    wc->next = registry.head;
+    if (registry.head) {
+        registry.head->prev = wc;
+    }
+    registry.head = wc;
+    apr_thread_mutex_unlock(registry.mutex);
+}
+
+void ws_conn_registry_remove(ws_conn_t *wc)
+{
+    apr_thread_mutex_lock(registry.mutex);
+    if (wc->prev) {
+        wc->prev->next = wc->next;
+    }
+    else {
+        registry.head = wc->next;
+    }
+    if (wc->next) {
+        wc->next->prev = wc->prev;
+    }
+    wc->prev = wc->next = NULL;
+    apr_thread_mutex_unlock(registry.mutex);
+}
+
+void ws_conn_registry_stop(void)
+{
+    ws_conn_t *wc;
+
+    apr_atomic_set32(&registry.stopping, 1);
+    if (!registry.mutex) {
+        return;
+    }
+    apr_thread_mutex_lock(registry.mutex);
+    for (wc = registry.head; wc; wc = wc->next) {
+        if (wc->pollset) {
+            apr_pollset_wakeup(wc->pollset);
+        }
+    }
+    apr_thread_mutex_unlock(registry.mutex);
+}
+
+int ws_conn_registry_stopping(void)
+{
+    return apr_atomic_read32(&registry.stopping) != 0;
+}
+
+/* The handlers' API (mod_ws.h). */
+
+apr_status_t ws_conn_send(ws_conn_t *wc, int type, const void *data,
+                          apr_size_t len)
+{
+    return ws_session_send(wc->session, (unsigned)type, data, len);
+}
+
+void ws_conn_close(ws_conn_t *wc, unsigned code, const char *reason)
+{
+    ws_session_close(wc->session, code, reason, apr_time_now());
+}
+
+request_rec *ws_conn_request(ws_conn_t *wc)
+{
+    return wc->r;
+}
+
+apr_pool_t *ws_conn_pool(ws_conn_t *wc)
+{
+    return wc->pool;
+}
+
+apr_pool_t *ws_conn_scratch_pool(ws_conn_t *wc)
+{
+    return wc->scratch;
+}
+
+const char *ws_conn_id(ws_conn_t *wc)
+{
+    return wc->id;
+}

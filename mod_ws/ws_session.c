@@ -1,1 +1,672 @@
+/* The WebSocket connection state machine, sans I/O (RFC 6455 §5-§7).
+ *
+ * Bytes come in through ws_session_feed, in any split; an incremental parser
+ * gathers each frame header (2-14 bytes) in a small buffer, then streams the
+ * payload: data frames are unmasked into the message buffer and, for text,
+ * UTF-8 checked as they arrive; control frames go to a 125-byte buffer and
+ * are acted on when complete.  Frames we send are appended to one output
+ * queue the driver drains with ws_session_pending / ws_session_consume.
+ *
+ * Must not: do I/O, log, include an httpd header, allocate from the pool per
+ * message or per byte (the two growing buffers are malloc'd, freed by a
+ * pool cleanup and shrunk after a large message), or be called from a thread
+ * other than the connection's owner.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <apr_general.h>
+#include <apr_strings.h>
+
+#include "ws_close.h"
+#include "ws_frame.h"
 #include "ws_session.h"
+#include "ws_utf8.h"
+
+/* A buffer above this size is given back once it is empty again, so a
+ * connection that once carried a 4 MiB message does not keep 4 MiB. */
+#define WS_SESSION_KEEP      (64 * 1024)
+#define WS_SESSION_MIN_ALLOC 4096
+#define WS_SESSION_CLOSE_TIMEOUT_DEFAULT apr_time_from_sec(5)
+
+typedef enum {
+    WS_PARSE_HEADER,   /* gathering header bytes in hdr[] */
+    WS_PARSE_PAYLOAD   /* streaming the payload of frame */
+} ws_parse_e;
+
+/* A growing malloc'd byte buffer; data lives in [start, end). */
+typedef struct {
+    unsigned char *data;
+    apr_size_t start, end, cap;
+} ws_buf_t;
+
+struct ws_session_t {
+    ws_session_config_t cfg;
+    ws_session_callbacks_t cb;
+    void *baton;
+    ws_session_state_e state;
+
+    /* Parser */
+    ws_parse_e pstate;
+    unsigned char hdr[WS_FRAME_HEADER_MAX];
+    apr_size_t hdr_len;
+    ws_frame_header_t frame;
+    apr_uint64_t frame_pos;         /* payload bytes of frame seen so far */
+
+    /* Message being assembled: msg_op is 0 while none is open. */
+    unsigned msg_op;
+    ws_buf_t msg;
+    ws_utf8_t utf8;
+
+    /* Payload of the current control frame (§5.5: at most 125 bytes). */
+    unsigned char ctrl[125];
+
+    ws_buf_t out;
+
+    unsigned close_code;
+    char close_reason[WS_CLOSE_MAX_PAYLOAD];
+    int close_sent;                 /* nothing may follow our close frame */
+
+    apr_time_t last_recv, last_ping, closing_since;
+    apr_uint64_t rng;               /* xorshift64* state for client masks */
+    ws_session_stats_t stats;
+};
+
+/* ---- buffers ---------------------------------------------------------- */
+
+static apr_status_t ws_session_cleanup(void *data)
+{
+    ws_session_t *s = data;
+
+    free(s->msg.data);
+    free(s->out.data);
+    s->msg.data = s->out.data = NULL;
+    s->msg.cap = s->out.cap = 0;
+    return APR_SUCCESS;
+}
+
+/* Make room for `more` bytes after b->end, moving the live bytes to the
+ * front first when that is enough.  Doubling keeps appends amortised O(1). */
+static apr_status_t ws_buf_reserve(ws_buf_t *b, apr_size_t more)
+{
+    apr_size_t live = b->end - b->start, want, cap;
+    unsigned char *nd;
+
+    if (more <= b->cap - b->end) {
+        return APR_SUCCESS;
+    }
+    if (b->start > 0 && more <= b->cap - live) {
+        memmove(b->data, b->data + b->start, live);
+        b->start = 0;
+        b->end = live;
+        return APR_SUCCESS;
+    }
+    if (more > APR_SIZE_MAX - live) {
+        return APR_ENOMEM;
+    }
+    want = live + more;
+    cap = b->cap ? b->cap : WS_SESSION_MIN_ALLOC;
+    while (cap < want) {
+        cap = cap > APR_SIZE_MAX / 2 ? want : cap * 2;
+    }
+    if (b->start > 0) {
+        memmove(b->data, b->data + b->start, live);
+        b->start = 0;
+        b->end = live;
+    }
+    nd = realloc(b->data, cap);
+    if (nd == NULL) {
+        return APR_ENOMEM;
+    }
+    b->data = nd;
+    b->cap = cap;
+    return APR_SUCCESS;
+}
+
+/* An empty buffer above WS_SESSION_KEEP shrinks back to it. */
+static void ws_buf_empty(ws_buf_t *b)
+{
+    b->start = b->end = 0;
+    if (b->cap > WS_SESSION_KEEP) {
+        unsigned char *nd = realloc(b->data, WS_SESSION_KEEP);
+        if (nd != NULL) {
+            b->data = nd;
+            b->cap = WS_SESSION_KEEP;
+        }
+    }
+}
+
+/* ---- output ----------------------------------------------------------- */
+
+static apr_uint64_t ws_session_random(ws_session_t *s)
+{
+    /* xorshift64*: masks need only be unpredictable to scripts in a
+     * browser (§10.3), and the seed comes from APR's random source. */
+    s->rng ^= s->rng >> 12;
+    s->rng ^= s->rng << 25;
+    s->rng ^= s->rng >> 27;
+    return s->rng * APR_UINT64_C(2685821657736338717);
+}
+
+/* Queue one whole frame.  A client masks with a fresh key per frame
+ * (§5.3); the caller's data is copied, never changed. */
+static apr_status_t ws_session_queue(ws_session_t *s, unsigned opcode,
+                                     const void *data, apr_size_t len)
+{
+    unsigned char hdr[WS_FRAME_HEADER_MAX], mask[4];
+    apr_size_t hlen;
+    apr_status_t rv;
+
+    if (s->close_sent) {
+        return APR_EINVAL;
+    }
+    if (s->cfg.is_client) {
+        apr_uint64_t r = ws_session_random(s) >> 32;
+        mask[0] = (unsigned char)r;
+        mask[1] = (unsigned char)(r >> 8);
+        mask[2] = (unsigned char)(r >> 16);
+        mask[3] = (unsigned char)(r >> 24);
+    }
+    hlen = ws_frame_header_write(hdr, 1, 0, opcode, len,
+                                 s->cfg.is_client ? mask : NULL);
+    if (len > APR_SIZE_MAX - hlen) {
+        return APR_ENOMEM;
+    }
+    rv = ws_buf_reserve(&s->out, hlen + len);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    memcpy(s->out.data + s->out.end, hdr, hlen);
+    if (len > 0) {
+        memcpy(s->out.data + s->out.end + hlen, data, len);
+    }
+    if (s->cfg.is_client) {
+        ws_frame_mask(s->out.data + s->out.end + hlen, len, mask, 0);
+    }
+    s->out.end += hlen + len;
+    if (opcode == WS_OP_CLOSE) {
+        s->close_sent = 1;
+    }
+    return APR_SUCCESS;
+}
+
+static void ws_session_set_reason(ws_session_t *s, unsigned code,
+                                  const char *reason)
+{
+    s->close_code = code;
+    apr_cpystrn(s->close_reason, reason ? reason : "",
+                sizeof(s->close_reason));
+}
+
+/* Queue a close frame (unless one went out already) and record why. */
+static void ws_session_queue_close(ws_session_t *s, unsigned code,
+                                   const char *reason)
+{
+    unsigned char payload[WS_CLOSE_MAX_PAYLOAD];
+    apr_size_t n = ws_close_build(payload, code, reason);
+
+    /* Out of memory here leaves nothing to send; the session still ends
+     * and the driver closes TCP. */
+    (void)ws_session_queue(s, WS_OP_CLOSE, payload, n);
+}
+
+/* The peer broke a rule: §7.1.7 "Fail the WebSocket Connection". */
+static void ws_session_fail(ws_session_t *s, unsigned code, const char *why)
+{
+    if (!s->close_sent) {
+        ws_session_queue_close(s, code, why);
+    }
+    ws_session_set_reason(s, code, why);
+    s->state = WS_SESSION_CLOSED;
+}
+
+/* ---- input: frames ---------------------------------------------------- */
+
+static void ws_session_message_reset(ws_session_t *s)
+{
+    s->msg_op = 0;
+    ws_buf_empty(&s->msg);
+}
+
+/* Rules of §5 that depend on the session, checked on a whole header.
+ * Returns 0, or fails the session and returns -1. */
+static int ws_session_check_header(ws_session_t *s)
+{
+    const ws_frame_header_t *h = &s->frame;
+
+    /* §5.2: RSV bits need a negotiated extension; none is. */
+    if (h->rsv) {
+        ws_session_fail(s, WS_CLOSE_PROTOCOL_ERROR, "reserved bits set");
+        return -1;
+    }
+    /* §5.1: a server closes on an unmasked frame, a client on a masked. */
+    if (h->masked == (unsigned)s->cfg.is_client) {
+        ws_session_fail(s, WS_CLOSE_PROTOCOL_ERROR, s->cfg.is_client
+                        ? "masked frame from server"
+                        : "unmasked frame from client");
+        return -1;
+    }
+    if (WS_OP_IS_CONTROL(h->opcode)) {
+        return 0;
+    }
+    /* §5.4: continuations only inside a message, and no new message
+     * until the open one has ended. */
+    if (h->opcode == WS_OP_CONTINUATION && s->msg_op == 0) {
+        ws_session_fail(s, WS_CLOSE_PROTOCOL_ERROR,
+                        "continuation without a message");
+        return -1;
+    }
+    if (h->opcode != WS_OP_CONTINUATION && s->msg_op != 0) {
+        ws_session_fail(s, WS_CLOSE_PROTOCOL_ERROR,
+                        "new message inside a fragmented one");
+        return -1;
+    }
+    /* §10.4: refuse a message over the limit as soon as its size shows. */
+    if ((s->cfg.max_message
+         && h->length > (apr_uint64_t)s->cfg.max_message - s->msg.end)
+        || h->length > (apr_uint64_t)(APR_SIZE_MAX - s->msg.end)) {
+        ws_session_fail(s, WS_CLOSE_TOO_BIG, "message too big");
+        return -1;
+    }
+    if (h->opcode != WS_OP_CONTINUATION) {
+        s->msg_op = h->opcode;
+        s->msg.start = s->msg.end = 0;
+        ws_utf8_init(&s->utf8);
+    }
+    return 0;
+}
+
+static void ws_session_frame_done(ws_session_t *s);
+
+/* Header bytes needed so far: 2 first, then the full size they announce. */
+static apr_size_t ws_session_header_need(const unsigned char *hdr,
+                                         apr_size_t have)
+{
+    unsigned len7;
+
+    if (have < 2) {
+        return 2;
+    }
+    len7 = hdr[1] & 0x7F;
+    return 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0)
+        + ((hdr[1] & 0x80) ? 4 : 0);
+}
+
+/* Take header bytes from p; returns how many were used. */
+static apr_size_t ws_session_feed_header(ws_session_t *s,
+                                         const unsigned char *p,
+                                         apr_size_t n)
+{
+    apr_size_t used = 0;
+    int rc;
+
+    for (;;) {
+        apr_size_t need = ws_session_header_need(s->hdr, s->hdr_len);
+        apr_size_t take = need - s->hdr_len;
+
+        if (take > n - used) {
+            take = n - used;
+        }
+        memcpy(s->hdr + s->hdr_len, p + used, take);
+        s->hdr_len += take;
+        used += take;
+        rc = ws_frame_header_parse(s->hdr, s->hdr_len, &s->frame);
+        if (rc < 0) {
+            ws_session_fail(s, WS_CLOSE_PROTOCOL_ERROR, "bad frame header");
+            return used;
+        }
+        if (rc > 0) {
+            break;
+        }
+        if (used == n) {
+            return used;   /* header continues in the next feed */
+        }
+    }
+    s->hdr_len = 0;
+    s->frame_pos = 0;
+    if (ws_session_check_header(s) == 0) {
+        s->pstate = WS_PARSE_PAYLOAD;
+        if (s->frame.length == 0) {
+            ws_session_frame_done(s);   /* nothing more to wait for */
+        }
+    }
+    return used;
+}
+
+static void ws_session_on_ping(ws_session_t *s, apr_size_t n)
+{
+    /* §5.5.2: answer with a pong carrying the same application data. */
+    if (s->state == WS_SESSION_OPEN) {
+        (void)ws_session_queue(s, WS_OP_PONG, s->ctrl, n);
+    }
+}
+
+static void ws_session_on_close(ws_session_t *s, apr_size_t n)
+{
+    unsigned code, bad;
+    const char *reason;
+    apr_size_t rlen;
+
+    bad = ws_close_parse(s->ctrl, n, &code, &reason, &rlen);
+    if (bad) {
+        ws_session_fail(s, bad, bad == WS_CLOSE_INVALID_DATA
+                        ? "invalid UTF-8 in close reason"
+                        : "invalid close payload");
+        return;
+    }
+    if (s->state == WS_SESSION_OPEN) {
+        /* §5.5.1: echo the status code we received; none if it had none. */
+        ws_session_queue_close(s, code == WS_CLOSE_NO_STATUS ? 0 : code,
+                               NULL);
+    }
+    if (s->state == WS_SESSION_OPEN) {
+        /* The peer closed first: its code is the one to log. */
+        ws_session_set_reason(s, code, "peer closed");
+    }
+    s->state = WS_SESSION_CLOSED;
+    if (s->cb.on_peer_close) {
+        s->cb.on_peer_close(s->baton, code, reason, rlen);
+    }
+}
+
+static void ws_session_control_done(ws_session_t *s)
+{
+    apr_size_t n = (apr_size_t)s->frame.length;
+
+    switch (s->frame.opcode) {
+    case WS_OP_PING:
+        ws_session_on_ping(s, n);
+        break;
+    case WS_OP_PONG:
+        s->stats.pongs_received++;
+        break;
+    default:
+        ws_session_on_close(s, n);
+        break;
+    }
+}
+
+static void ws_session_data_done(ws_session_t *s)
+{
+    static const unsigned char empty[1];
+    const unsigned char *data;
+
+    if (!s->frame.fin) {
+        return;
+    }
+    /* §8.1: the whole message must be UTF-8, so it may not end inside a
+     * character. */
+    if (s->msg_op == WS_OP_TEXT && !ws_utf8_complete(&s->utf8)) {
+        ws_session_fail(s, WS_CLOSE_INVALID_DATA,
+                        "invalid UTF-8 in text message");
+        return;
+    }
+    s->stats.messages_in++;
+    data = s->msg.data ? s->msg.data : empty;
+    if (s->cb.on_message) {
+        s->cb.on_message(s->baton, s->msg_op, data, s->msg.end);
+    }
+    ws_session_message_reset(s);
+}
+
+static void ws_session_frame_done(ws_session_t *s)
+{
+    s->pstate = WS_PARSE_HEADER;
+    if (WS_OP_IS_CONTROL(s->frame.opcode)) {
+        ws_session_control_done(s);
+    }
+    else {
+        ws_session_data_done(s);
+    }
+}
+
+/* Take payload bytes of the current frame from p; returns how many. */
+static apr_size_t ws_session_feed_payload(ws_session_t *s,
+                                          const unsigned char *p,
+                                          apr_size_t n, apr_status_t *rv)
+{
+    apr_uint64_t left = s->frame.length - s->frame_pos;
+    apr_size_t take = left < n ? (apr_size_t)left : n;
+    unsigned char *dst;
+
+    if (take > 0) {
+        if (WS_OP_IS_CONTROL(s->frame.opcode)) {
+            dst = s->ctrl + s->frame_pos;
+        }
+        else {
+            *rv = ws_buf_reserve(&s->msg, take);
+            if (*rv != APR_SUCCESS) {
+                ws_session_fail(s, WS_CLOSE_INTERNAL_ERROR, "out of memory");
+                return n;
+            }
+            dst = s->msg.data + s->msg.end;
+            s->msg.end += take;
+        }
+        memcpy(dst, p, take);
+        if (s->frame.masked) {
+            ws_frame_mask(dst, take, s->frame.mask, s->frame_pos);
+        }
+        s->frame_pos += take;
+        /* §8.1 and fail fast: check text as it arrives. */
+        if (!WS_OP_IS_CONTROL(s->frame.opcode) && s->msg_op == WS_OP_TEXT
+            && !ws_utf8_feed(&s->utf8, dst, take)) {
+            ws_session_fail(s, WS_CLOSE_INVALID_DATA,
+                            "invalid UTF-8 in text message");
+            return take;
+        }
+    }
+    if (s->frame_pos == s->frame.length) {
+        ws_session_frame_done(s);
+    }
+    return take;
+}
+
+/* ---- public ----------------------------------------------------------- */
+
+apr_status_t ws_session_create(ws_session_t **ps, apr_pool_t *p,
+                               const ws_session_config_t *cfg,
+                               const ws_session_callbacks_t *cb, void *baton,
+                               apr_time_t now)
+{
+    ws_session_t *s = apr_pcalloc(p, sizeof(*s));
+
+    s->cfg = *cfg;
+    if (s->cfg.close_timeout <= 0) {
+        s->cfg.close_timeout = WS_SESSION_CLOSE_TIMEOUT_DEFAULT;
+    }
+    if (cb) {
+        s->cb = *cb;
+    }
+    s->baton = baton;
+    s->state = WS_SESSION_OPEN;
+    s->pstate = WS_PARSE_HEADER;
+    s->last_recv = now;
+    s->last_ping = now;
+    if (apr_generate_random_bytes((unsigned char *)&s->rng, sizeof(s->rng))
+        != APR_SUCCESS || s->rng == 0) {
+        s->rng = (apr_uint64_t)now ^ (apr_uint64_t)(apr_uintptr_t)s
+                 ^ APR_UINT64_C(0x9E3779B97F4A7C15);
+    }
+    if (s->rng == 0) {
+        s->rng = 1;
+    }
+    apr_pool_cleanup_register(p, s, ws_session_cleanup,
+                              apr_pool_cleanup_null);
+    *ps = s;
+    return APR_SUCCESS;
+}
+
+apr_status_t ws_session_feed(ws_session_t *s, const unsigned char *data,
+                             apr_size_t len, apr_time_t now)
+{
+    apr_status_t rv = APR_SUCCESS;
+    apr_size_t pos = 0;
+
+    if (s->state == WS_SESSION_CLOSED || len == 0) {
+        return APR_SUCCESS;
+    }
+    s->last_recv = now;
+    while (pos < len && s->state != WS_SESSION_CLOSED) {
+        if (s->pstate == WS_PARSE_HEADER) {
+            pos += ws_session_feed_header(s, data + pos, len - pos);
+        }
+        else {
+            pos += ws_session_feed_payload(s, data + pos, len - pos, &rv);
+        }
+    }
+    s->stats.bytes_in += pos;
+    return rv;
+}
+
+void ws_session_peer_eof(ws_session_t *s)
+{
+    if (s->state == WS_SESSION_CLOSED) {
+        return;
+    }
+    /* §7.1.5: no close frame seen, so the close code is 1006. */
+    ws_session_set_reason(s, WS_CLOSE_ABNORMAL, "connection closed by peer");
+    s->state = WS_SESSION_CLOSED;
+}
+
+apr_status_t ws_session_send(ws_session_t *s, unsigned opcode,
+                             const void *data, apr_size_t len)
+{
+    apr_status_t rv;
+
+    if (s->state != WS_SESSION_OPEN
+        || (opcode != WS_OP_TEXT && opcode != WS_OP_BINARY)) {
+        return APR_EINVAL;
+    }
+    rv = ws_session_queue(s, opcode, data, len);
+    if (rv == APR_SUCCESS) {
+        s->stats.messages_out++;
+    }
+    return rv;
+}
+
+void ws_session_close(ws_session_t *s, unsigned code, const char *reason,
+                      apr_time_t now)
+{
+    if (s->state != WS_SESSION_OPEN) {
+        return;
+    }
+    ws_session_queue_close(s, code, reason);
+    ws_session_set_reason(s, code ? code : WS_CLOSE_NO_STATUS, reason);
+    s->state = WS_SESSION_CLOSING;
+    s->closing_since = now;
+}
+
+apr_size_t ws_session_pending(ws_session_t *s, const unsigned char **data)
+{
+    *data = s->out.data ? s->out.data + s->out.start : NULL;
+    return s->out.end - s->out.start;
+}
+
+void ws_session_consume(ws_session_t *s, apr_size_t n)
+{
+    apr_size_t live = s->out.end - s->out.start;
+
+    if (n > live) {
+        n = live;
+    }
+    s->out.start += n;
+    s->stats.bytes_out += n;
+    if (s->out.start == s->out.end) {
+        ws_buf_empty(&s->out);
+    }
+}
+
+apr_size_t ws_session_queued(const ws_session_t *s)
+{
+    return s->out.end - s->out.start;
+}
+
+apr_size_t ws_session_memory(const ws_session_t *s)
+{
+    return s->msg.cap + s->out.cap;
+}
+
+/* ---- timers ----------------------------------------------------------- */
+
+static apr_time_t ws_session_ping_due(const ws_session_t *s)
+{
+    apr_time_t base = s->last_recv > s->last_ping ? s->last_recv
+                                                   : s->last_ping;
+    return base + s->cfg.ping_interval;
+}
+
+static apr_time_t ws_time_min(apr_time_t a, apr_time_t b)
+{
+    return a == 0 ? b : (b == 0 || b > a) ? a : b;
+}
+
+apr_time_t ws_session_deadline(const ws_session_t *s)
+{
+    apr_time_t t = 0;
+
+    if (s->state == WS_SESSION_CLOSING) {
+        return s->closing_since + s->cfg.close_timeout;
+    }
+    if (s->state != WS_SESSION_OPEN) {
+        return 0;
+    }
+    if (s->cfg.ping_interval > 0) {
+        t = ws_time_min(t, ws_session_ping_due(s));
+    }
+    if (s->cfg.idle_timeout > 0) {
+        t = ws_time_min(t, s->last_recv + s->cfg.idle_timeout);
+    }
+    return t;
+}
+
+void ws_session_tick(ws_session_t *s, apr_time_t now)
+{
+    if (s->state == WS_SESSION_CLOSING) {
+        /* §7.1.1: the peer had its chance to answer; drop TCP. */
+        if (now >= s->closing_since + s->cfg.close_timeout) {
+            s->state = WS_SESSION_CLOSED;
+        }
+        return;
+    }
+    if (s->state != WS_SESSION_OPEN) {
+        return;
+    }
+    if (s->cfg.idle_timeout > 0
+        && now >= s->last_recv + s->cfg.idle_timeout) {
+        ws_session_close(s, WS_CLOSE_GOING_AWAY, "idle timeout", now);
+        return;
+    }
+    if (s->cfg.ping_interval > 0 && now >= ws_session_ping_due(s)) {
+        if (ws_session_queue(s, WS_OP_PING, NULL, 0) == APR_SUCCESS) {
+            s->stats.pings_sent++;
+        }
+        s->last_ping = now;
+    }
+}
+
+/* ---- queries ---------------------------------------------------------- */
+
+ws_session_state_e ws_session_state(const ws_session_t *s)
+{
+    return s->state;
+}
+
+int ws_session_done(const ws_session_t *s)
+{
+    return s->state == WS_SESSION_CLOSED && s->out.end == s->out.start;
+}
+
+unsigned ws_session_close_code(const ws_session_t *s)
+{
+    return s->state == WS_SESSION_OPEN ? 0 : s->close_code;
+}
+
+const char *ws_session_close_reason(const ws_session_t *s)
+{
+    return s->state == WS_SESSION_OPEN ? "" : s->close_reason;
+}
+
+const ws_session_stats_t *ws_session_stats(const ws_session_t *s)
+{
+    return &s->stats;
+}

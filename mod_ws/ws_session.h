@@ -55,7 +55,8 @@ typedef struct {
     apr_interval_time_t idle_timeout;  /* 0: never.  Nothing received for
                                         * this long: close 1001 */
     apr_interval_time_t close_timeout; /* how long CLOSING waits for the
-                                        * peer's close before CLOSED */
+                                        * peer's close before CLOSED;
+                                        * 0: the default, 5 seconds */
 } ws_session_config_t;
 
 /* Create a session in OPEN state.  The session lives in pool p; its growing
@@ -95,6 +96,11 @@ void ws_session_consume(ws_session_t *s, apr_size_t n);
 
 /* Bytes queued and not yet consumed (for send-queue limits). */
 apr_size_t ws_session_queued(const ws_session_t *s);
+
+/* Bytes the session holds in its malloc'd buffers (message assembly and
+ * output queue, by capacity): for status pages and tests.  Both shrink back
+ * to at most 64 KiB once emptied after a large message. */
+apr_size_t ws_session_memory(const ws_session_t *s);
 
 /* Timers.  ws_session_deadline is the next time ws_session_tick must run
  * (0: none).  ws_session_tick sends due pings, closes an idle peer (1001),
