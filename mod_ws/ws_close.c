@@ -80,7 +80,8 @@ static apr_size_t ws_close_cut(const char *s, apr_size_t max)
     return n;
 }
 
-apr_size_t ws_close_build(unsigned char *out, unsigned code, const char *reason)
+apr_size_t ws_close_build(unsigned char *out, unsigned code,
+                          const char *reason)
 {
     apr_size_t n;
 

@@ -37,6 +37,8 @@ typedef struct {
  * needed, or -1 when the header breaks a rule of §5.2/§5.5 that needs no
  * state: a reserved opcode (0x3-0x7, 0xB-0xF), a control frame with FIN
  * clear or a payload over 125 bytes, a 64-bit length with its high bit set.
+ * -1 comes as soon as the bytes that show the fault are there (opcode and
+ * control-frame faults after 2 bytes), before the rest of the header.
  * Non-minimal 16/64-bit lengths are accepted: §5.2 asks the sender for the
  * minimal form but names no failure for the receiver.  RSV bits and masking
  * are not checked here: they depend on negotiation and on which side we are. */

@@ -28,37 +28,32 @@ static int ws_is_ows(char c)
 int ws_handshake_has_token(const char *list, const char *token)
 {
     apr_size_t tlen;
-    const char *p, *end;
+    const char *p, *end, *last;
 
     if (list == NULL || token == NULL) {
         return 0;
     }
     tlen = strlen(token);
-    p = list;
-    for (;;) {
+    for (p = list; *p != '\0'; p = end) {
         /* RFC 9110 §5.6.1: #rule elements separated by commas with
          * optional whitespace; empty elements are allowed and skipped. */
         while (*p == ',' || ws_is_ows(*p)) {
             p++;
         }
-        if (*p == '\0') {
-            return 0;
-        }
         end = p;
         while (*end != '\0' && *end != ',') {
             end++;
         }
-        {
-            const char *e = end;
-            while (e > p && ws_is_ows(e[-1])) {
-                e--;
-            }
-            if ((apr_size_t)(e - p) == tlen && strncasecmp(p, token, tlen) == 0) {
-                return 1;
-            }
+        last = end;
+        while (last > p && ws_is_ows(last[-1])) {
+            last--;
         }
-        p = end;
+        if ((apr_size_t)(last - p) == tlen && tlen > 0
+            && strncasecmp(p, token, tlen) == 0) {
+            return 1;
+        }
     }
+    return 0;
 }
 
 /* The base64 alphabet of RFC 4648 §4. */
@@ -127,7 +122,8 @@ const char *ws_handshake_result_str(ws_handshake_result_e r)
     case WS_HS_BAD_HTTP:      return "HTTP version below 1.1";
     case WS_HS_NO_CONNECTION: return "no upgrade token in Connection";
     case WS_HS_BAD_VERSION:   return "Sec-WebSocket-Version is not 13";
-    case WS_HS_BAD_KEY:       return "Sec-WebSocket-Key is not base64 of 16 bytes";
+    case WS_HS_BAD_KEY:
+        return "Sec-WebSocket-Key is not base64 of 16 bytes";
     }
     return "unknown handshake result";
 }
@@ -176,21 +172,31 @@ typedef struct {
     long port;                 /* explicit or the scheme's default */
 } ws_origin_t;
 
-/* Fold ws/wss into http/https (§4.1 uses the same defaults) and give the
- * default port; -1 for a scheme we do not know (compared as is). */
-static long ws_scheme_port(const char *s, apr_size_t n, int *secure)
+/* Scheme families: ws/wss fold into http/https (§4.1, §10.2), with the
+ * same default ports; other schemes are compared by name. */
+enum { WS_SCHEME_OTHER, WS_SCHEME_HTTP, WS_SCHEME_HTTPS };
+
+static int ws_scheme_kind(const char *s, apr_size_t n)
 {
-    *secure = 0;
     if ((n == 4 && strncasecmp(s, "http", 4) == 0)
         || (n == 2 && strncasecmp(s, "ws", 2) == 0)) {
-        return 80;
+        return WS_SCHEME_HTTP;
     }
     if ((n == 5 && strncasecmp(s, "https", 5) == 0)
         || (n == 3 && strncasecmp(s, "wss", 3) == 0)) {
-        *secure = 1;
-        return 443;
+        return WS_SCHEME_HTTPS;
     }
-    return -1;
+    return WS_SCHEME_OTHER;
+}
+
+/* The port an origin has without an explicit one; -1 when unknown. */
+static long ws_scheme_default_port(const char *s, apr_size_t n)
+{
+    switch (ws_scheme_kind(s, n)) {
+    case WS_SCHEME_HTTP:  return 80;
+    case WS_SCHEME_HTTPS: return 443;
+    default:              return -1;
+    }
 }
 
 /* Parse "host[:port]" of p[0..n), IPv6 literals in brackets.  0 on
@@ -249,14 +255,13 @@ static int ws_origin_parse(ws_origin_t *o, const char *s)
 {
     const char *sep, *hp;
     apr_size_t n;
-    int secure;
 
     if (s == NULL || (sep = strstr(s, "://")) == NULL || sep == s) {
         return -1;
     }
     o->scheme = s;
     o->scheme_len = (apr_size_t)(sep - s);
-    o->port = ws_scheme_port(s, o->scheme_len, &secure);
+    o->port = ws_scheme_default_port(s, o->scheme_len);
     hp = sep + 3;
     n = strlen(hp);
     if (n > 0 && hp[n - 1] == '/') {
@@ -271,21 +276,19 @@ static int ws_origin_parse(ws_origin_t *o, const char *s)
 
 static int ws_origin_equal(const ws_origin_t *a, const ws_origin_t *b)
 {
-    int sa, sb;
+    int ka = ws_scheme_kind(a->scheme, a->scheme_len);
+    int kb = ws_scheme_kind(b->scheme, b->scheme_len);
 
-    /* http/ws and https/wss compare by their folded form; other schemes
-     * by name, case-insensitively (RFC 3986 §3.1). */
-    if (ws_scheme_port(a->scheme, a->scheme_len, &sa) != -1
-        && ws_scheme_port(b->scheme, b->scheme_len, &sb) != -1) {
-        if (sa != sb) {
-            return 0;
-        }
-    }
-    else if (a->scheme_len != b->scheme_len
-             || strncasecmp(a->scheme, b->scheme, a->scheme_len) != 0) {
+    if (ka != kb) {
         return 0;
     }
-    /* Hosts are case-insensitive (RFC 3986 §3.2.2). */
+    /* Schemes are case-insensitive (RFC 3986 §3.1). */
+    if (ka == WS_SCHEME_OTHER
+        && (a->scheme_len != b->scheme_len
+            || strncasecmp(a->scheme, b->scheme, a->scheme_len) != 0)) {
+        return 0;
+    }
+    /* So are hosts (RFC 3986 §3.2.2). */
     return a->port == b->port && a->host_len == b->host_len
         && strncasecmp(a->host, b->host, a->host_len) == 0;
 }
@@ -294,14 +297,13 @@ int ws_handshake_origin_same(const char *origin, const char *scheme,
                              const char *host)
 {
     ws_origin_t o, r;
-    int secure;
 
     if (ws_origin_parse(&o, origin) != 0 || scheme == NULL || host == NULL) {
         return 0;
     }
     r.scheme = scheme;
     r.scheme_len = strlen(scheme);
-    r.port = ws_scheme_port(scheme, r.scheme_len, &secure);
+    r.port = ws_scheme_default_port(scheme, r.scheme_len);
     if (ws_origin_hostport(&r, host, strlen(host)) != 0) {
         return 0;
     }

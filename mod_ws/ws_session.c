@@ -66,6 +66,7 @@ struct ws_session_t {
     unsigned close_code;
     char close_reason[WS_CLOSE_MAX_PAYLOAD];
     int close_sent;                 /* nothing may follow our close frame */
+    int delivering;                 /* inside on_message: msg in use */
 
     apr_time_t last_recv, last_ping, closing_since;
     apr_uint64_t rng;               /* xorshift64* state for client masks */
@@ -134,6 +135,13 @@ static void ws_buf_empty(ws_buf_t *b)
             b->cap = WS_SESSION_KEEP;
         }
     }
+}
+
+static void ws_buf_free(ws_buf_t *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->start = b->end = b->cap = 0;
 }
 
 /* ---- output ----------------------------------------------------------- */
@@ -210,6 +218,16 @@ static void ws_session_queue_close(ws_session_t *s, unsigned code,
     (void)ws_session_queue(s, WS_OP_CLOSE, payload, n);
 }
 
+/* No more input will be read: a half-assembled message can go. */
+static void ws_session_set_closed(ws_session_t *s)
+{
+    s->state = WS_SESSION_CLOSED;
+    if (!s->delivering) {
+        s->msg_op = 0;
+        ws_buf_free(&s->msg);
+    }
+}
+
 /* The peer broke a rule: §7.1.7 "Fail the WebSocket Connection". */
 static void ws_session_fail(ws_session_t *s, unsigned code, const char *why)
 {
@@ -217,7 +235,7 @@ static void ws_session_fail(ws_session_t *s, unsigned code, const char *why)
         ws_session_queue_close(s, code, why);
     }
     ws_session_set_reason(s, code, why);
-    s->state = WS_SESSION_CLOSED;
+    ws_session_set_closed(s);
 }
 
 /* ---- input: frames ---------------------------------------------------- */
@@ -335,7 +353,10 @@ static apr_size_t ws_session_feed_header(ws_session_t *s,
 
 static void ws_session_on_ping(ws_session_t *s, apr_size_t n)
 {
-    /* §5.5.2: answer with a pong carrying the same application data. */
+    /* §5.5.2: answer with a pong carrying the same application data.
+     * We never write after our own close frame (§5.5.1 forbids data
+     * frames then; a pong would only be discarded), so a ping that
+     * arrives while CLOSING goes unanswered. */
     if (s->state == WS_SESSION_OPEN) {
         (void)ws_session_queue(s, WS_OP_PONG, s->ctrl, n);
     }
@@ -355,15 +376,13 @@ static void ws_session_on_close(ws_session_t *s, apr_size_t n)
         return;
     }
     if (s->state == WS_SESSION_OPEN) {
-        /* §5.5.1: echo the status code we received; none if it had none. */
+        /* §5.5.1: echo the status code we received; none if it had none.
+         * The peer closed first, so its code is the one to log. */
         ws_session_queue_close(s, code == WS_CLOSE_NO_STATUS ? 0 : code,
                                NULL);
-    }
-    if (s->state == WS_SESSION_OPEN) {
-        /* The peer closed first: its code is the one to log. */
         ws_session_set_reason(s, code, "peer closed");
     }
-    s->state = WS_SESSION_CLOSED;
+    ws_session_set_closed(s);
     if (s->cb.on_peer_close) {
         s->cb.on_peer_close(s->baton, code, reason, rlen);
     }
@@ -404,9 +423,14 @@ static void ws_session_data_done(ws_session_t *s)
     s->stats.messages_in++;
     data = s->msg.data ? s->msg.data : empty;
     if (s->cb.on_message) {
+        s->delivering = 1;
         s->cb.on_message(s->baton, s->msg_op, data, s->msg.end);
+        s->delivering = 0;
     }
     ws_session_message_reset(s);
+    if (s->state == WS_SESSION_CLOSED) {
+        ws_buf_free(&s->msg);
+    }
 }
 
 static void ws_session_frame_done(ws_session_t *s)
@@ -525,7 +549,7 @@ void ws_session_peer_eof(ws_session_t *s)
     }
     /* §7.1.5: no close frame seen, so the close code is 1006. */
     ws_session_set_reason(s, WS_CLOSE_ABNORMAL, "connection closed by peer");
-    s->state = WS_SESSION_CLOSED;
+    ws_session_set_closed(s);
 }
 
 apr_status_t ws_session_send(ws_session_t *s, unsigned opcode,
@@ -624,7 +648,7 @@ void ws_session_tick(ws_session_t *s, apr_time_t now)
     if (s->state == WS_SESSION_CLOSING) {
         /* §7.1.1: the peer had its chance to answer; drop TCP. */
         if (now >= s->closing_since + s->cfg.close_timeout) {
-            s->state = WS_SESSION_CLOSED;
+            ws_session_set_closed(s);
         }
         return;
     }
