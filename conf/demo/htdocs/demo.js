@@ -1,0 +1,301 @@
+/* mod_ws demo page: one WebSocket to /echo on the page's own host.
+ *
+ * Plain browser JavaScript, no framework.  window.demoState mirrors what the
+ * page shows (readyState history, what was sent and received, the close), so
+ * a test can read it besides the visible text.
+ */
+'use strict';
+
+(function () {
+  const NAMES = ['CONNECTING', 'OPEN', 'CLOSING', 'CLOSED'];
+  const SHOW_BYTES = 64;      /* bytes shown as hex in the log; the rest is cut */
+  const url = (location.protocol === 'https:' ? 'wss://' : 'ws://') +
+    location.host + '/echo';
+  const $ = (id) => document.getElementById(id);
+
+  const state = {
+    url: url,
+    readyState: null,   /* of the current socket */
+    history: [],        /* readyStates of the current socket, in order */
+    connections: 0,     /* sockets opened by this page */
+    events: [],         /* {type: 'open'|'error'|'close', ...} */
+    sent: [],           /* {type: 'text'|'json'|'binary', ...} */
+    received: [],
+    close: null,        /* {code, reason, wasClean} of the last close */
+  };
+  window.demoState = state;
+
+  let ws = null;
+  let lastSentBytes = null;
+
+  function stateLabel(rs) {
+    return rs + ' ' + NAMES[rs];
+  }
+
+  function hex(bytes, limit) {
+    const n = Math.min(bytes.length, limit === undefined ? bytes.length : limit);
+    const parts = new Array(n);
+    for (let i = 0; i < n; i++) {
+      parts[i] = bytes[i].toString(16).padStart(2, '0');
+    }
+    return parts.join(' ') + (n < bytes.length ? ' …' : '');
+  }
+
+  function sameBytes(a, b) {
+    if (!a || !b || a.length !== b.length) {
+      return false;
+    }
+    for (let i = 0; i < a.length; i++) {
+      if (a[i] !== b[i]) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /* ---- what the page shows ---- */
+
+  function render() {
+    const badge = $('state');
+    const open = ws !== null && ws.readyState === WebSocket.OPEN;
+    const idle = ws === null || ws.readyState === WebSocket.CLOSED;
+    if (state.readyState === null) {
+      badge.textContent = 'not connected';
+      badge.dataset.state = '';
+    } else {
+      badge.textContent = stateLabel(state.readyState);
+      badge.dataset.state = String(state.readyState);
+    }
+    $('connect').disabled = !idle;
+    $('close').disabled = !open;
+    $('send-text').disabled = !open;
+    $('send-json').disabled = !open;
+    $('send-binary').disabled = !open;
+    $('counts').textContent = state.sent.length + ' sent, ' +
+      state.received.length + ' received';
+  }
+
+  function setReadyState(rs) {
+    if (rs === state.readyState) {
+      return;
+    }
+    state.readyState = rs;
+    state.history.push(rs);
+    const li = document.createElement('li');
+    li.textContent = stateLabel(rs);
+    li.dataset.state = String(rs);
+    $('history').appendChild(li);
+    render();
+  }
+
+  function time() {
+    const d = new Date();
+    return d.toTimeString().slice(0, 8) + '.' +
+      String(d.getMilliseconds()).padStart(3, '0');
+  }
+
+  /* kind: sent|received|event|error; type: text|JSON|binary|open|close|error */
+  function log(kind, type, body, meta) {
+    const li = document.createElement('li');
+    li.className = kind;
+    li.dataset.kind = kind;
+    li.dataset.type = type;
+    const arrows = { sent: '→ sent', received: '← received', event: '• event', error: '! error' };
+    for (const [cls, text] of [['time', time()], ['dir', arrows[kind]], ['type', type]]) {
+      const span = document.createElement('span');
+      span.className = cls;
+      span.textContent = text;
+      li.appendChild(span);
+    }
+    const b = document.createElement('span');
+    b.className = 'body';
+    b.textContent = body;
+    if (meta) {
+      const m = document.createElement('span');
+      m.className = 'meta' + (meta.cls ? ' ' + meta.cls : '');
+      m.textContent = meta.text;
+      b.appendChild(m);
+    }
+    li.appendChild(b);
+    const list = $('log');
+    list.appendChild(li);
+    list.scrollTop = list.scrollHeight;
+  }
+
+  /* ---- the socket ---- */
+
+  function connect() {
+    if (ws !== null && ws.readyState !== WebSocket.CLOSED) {
+      return;
+    }
+    state.history = [];
+    state.readyState = null;
+    state.close = null;
+    $('history').textContent = '';
+    $('close-info').hidden = true;
+
+    let sock;
+    try {
+      sock = new WebSocket(url);
+    } catch (e) {
+      log('error', 'error', 'cannot open ' + url + ': ' + e.message);
+      return;
+    }
+    ws = sock;
+    sock.binaryType = 'arraybuffer';
+    state.connections++;
+    setReadyState(sock.readyState);
+
+    sock.onopen = function () {
+      if (sock !== ws) return;
+      setReadyState(sock.readyState);
+      state.events.push({ type: 'open', protocol: sock.protocol });
+      log('event', 'open', 'connected to ' + url,
+        sock.protocol ? { text: 'subprotocol ' + sock.protocol } : null);
+    };
+
+    sock.onmessage = function (ev) {
+      if (sock !== ws) return;
+      if (typeof ev.data === 'string') {
+        received(ev.data);
+      } else if (ev.data instanceof ArrayBuffer) {
+        receivedBinary(new Uint8Array(ev.data), 'ArrayBuffer');
+      } else if (ev.data instanceof Blob) {
+        ev.data.arrayBuffer().then((buf) => receivedBinary(new Uint8Array(buf), 'Blob'));
+      }
+    };
+
+    sock.onerror = function () {
+      if (sock !== ws) return;
+      state.events.push({ type: 'error' });
+      /* Browsers tell scripts nothing more; httpd's error log has the why. */
+      log('error', 'error', state.history.includes(1)
+        ? 'the connection failed'
+        : 'the server did not accept the WebSocket at ' + url);
+      setReadyState(sock.readyState);
+    };
+
+    sock.onclose = function (ev) {
+      if (sock !== ws) return;
+      setReadyState(sock.readyState);
+      state.close = { code: ev.code, reason: ev.reason, wasClean: ev.wasClean };
+      state.events.push({ type: 'close', code: ev.code, reason: ev.reason, wasClean: ev.wasClean });
+      $('close-code').textContent = String(ev.code);
+      $('close-reason').textContent = ev.reason;
+      $('close-clean').textContent = String(ev.wasClean);
+      $('close-info').hidden = false;
+      log('event', 'close', 'code ' + ev.code + (ev.reason ? ' “' + ev.reason + '”' : ''),
+        { text: 'wasClean ' + ev.wasClean, cls: ev.wasClean ? 'ok' : 'bad' });
+      render();
+    };
+    render();
+  }
+
+  function received(text) {
+    const t = text.trimStart();
+    if (t.startsWith('{') || t.startsWith('[')) {
+      try {
+        const value = JSON.parse(text);
+        state.received.push({ type: 'json', text: text, value: value });
+        log('received', 'JSON', JSON.stringify(value, null, 2),
+          { text: 'parsed, ' + text.length + ' characters' });
+        render();
+        return;
+      } catch (e) {
+        /* not JSON after all: show it as text */
+      }
+    }
+    state.received.push({ type: 'text', text: text });
+    log('received', 'text', text, { text: text.length + ' characters' });
+    render();
+  }
+
+  function receivedBinary(bytes, dataType) {
+    const same = sameBytes(bytes, lastSentBytes);
+    state.received.push({
+      type: 'binary', dataType: dataType, length: bytes.length,
+      hex: hex(bytes), matchesSent: same,
+    });
+    log('received', 'binary', bytes.length + ' bytes: ' + hex(bytes, SHOW_BYTES), {
+      text: dataType + ', ' + (same ? 'same bytes as sent' : 'differs from what was sent'),
+      cls: same ? 'ok' : 'bad',
+    });
+    render();
+  }
+
+  function canSend() {
+    return ws !== null && ws.readyState === WebSocket.OPEN;
+  }
+
+  function sendText(ev) {
+    ev.preventDefault();
+    if (!canSend()) return;
+    const text = $('text-input').value;
+    ws.send(text);
+    state.sent.push({ type: 'text', text: text });
+    log('sent', 'text', text, { text: text.length + ' characters' });
+    render();
+  }
+
+  function sendJSON(ev) {
+    ev.preventDefault();
+    if (!canSend()) return;
+    let value;
+    try {
+      value = JSON.parse($('json-input').value);
+    } catch (e) {
+      $('json-error').textContent = 'not JSON: ' + e.message;
+      return;
+    }
+    if (value === null || typeof value !== 'object') {
+      $('json-error').textContent = 'send an object or an array';
+      return;
+    }
+    $('json-error').textContent = '';
+    const text = JSON.stringify(value);
+    ws.send(text);
+    state.sent.push({ type: 'json', text: text, value: value });
+    log('sent', 'JSON', JSON.stringify(value, null, 2), { text: text.length + ' characters' });
+    render();
+  }
+
+  function sendBinary(ev) {
+    ev.preventDefault();
+    if (!canSend()) return;
+    const n = Math.max(1, Math.min(1048576, parseInt($('binary-size').value, 10) || 256));
+    const bytes = new Uint8Array(n);
+    for (let off = 0; off < n; off += 65536) {
+      crypto.getRandomValues(bytes.subarray(off, Math.min(n, off + 65536)));
+    }
+    lastSentBytes = bytes;
+    ws.send(bytes.buffer);
+    state.sent.push({ type: 'binary', length: n, hex: hex(bytes) });
+    log('sent', 'binary', n + ' bytes: ' + hex(bytes, SHOW_BYTES), { text: 'an ArrayBuffer' });
+    render();
+  }
+
+  function closeSocket() {
+    if (!canSend()) return;
+    ws.close(1000, 'Close button');
+    setReadyState(ws.readyState);
+  }
+
+  document.addEventListener('DOMContentLoaded', function () {
+    $('ws-url').textContent = url;
+    $('connect').addEventListener('click', connect);
+    $('close').addEventListener('click', closeSocket);
+    $('text-form').addEventListener('submit', sendText);
+    $('json-form').addEventListener('submit', sendJSON);
+    $('binary-form').addEventListener('submit', sendBinary);
+    $('clear-log').addEventListener('click', function () {
+      $('log').textContent = '';
+    });
+    /* readyState has no event for CLOSING when the server starts the close:
+     * look at it often, so the history misses no state. */
+    setInterval(function () {
+      if (ws !== null) setReadyState(ws.readyState);
+    }, 20);
+    render();
+    connect();
+  });
+})();
