@@ -22,6 +22,7 @@ static void ws_child_init(apr_pool_t *pchild, server_rec *s)
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
                      WSLOGNO(00030) "cannot create the connection registry");
     }
+    ws_reactor_child_init(pchild, s);
 }
 
 /* Graceful restart or stop: every WebSocket closes with 1001 within
@@ -30,6 +31,7 @@ static void ws_child_init(apr_pool_t *pchild, server_rec *s)
 static void ws_child_stopping(apr_pool_t *pchild, int graceful)
 {
     ws_conn_registry_stop();
+    ws_reactor_stop();
 }
 
 static void ws_register_hooks(apr_pool_t *p)
@@ -42,6 +44,8 @@ static void ws_register_hooks(apr_pool_t *p)
     ap_hook_handler(ws_upgrade_handler, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_child_init(ws_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_stopping(ws_child_stopping, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_suspend_connection(ws_reactor_suspend_connection, NULL, NULL,
+                               APR_HOOK_MIDDLE);
 }
 
 AP_DECLARE_MODULE(ws) = {

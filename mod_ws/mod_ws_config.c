@@ -48,6 +48,7 @@ void *ws_config_merge_dir(apr_pool_t *p, void *basev, void *addv)
     WS_MERGE(max_message);
     WS_MERGE(idle_timeout);
     WS_MERGE(ping_interval);
+    WS_MERGE(driver);
     if (add->origin_set) {
         d->origin_mode = add->origin_mode;
         d->origins = add->origins;
@@ -242,12 +243,29 @@ static const char *set_ping_interval(cmd_parms *cmd, void *dv, const char *a)
     return parse_secs(cmd, a, 1, &d->ping_interval);
 }
 
+static const char *set_driver(cmd_parms *cmd, void *dv, const char *a)
+{
+    ws_dir_conf_t *d = dv;
+
+    if (!strcasecmp(a, "auto")) {
+        d->driver = WS_DRIVER_AUTO;
+    }
+    else if (!strcasecmp(a, "thread")) {
+        d->driver = WS_DRIVER_THREAD;
+    }
+    else {
+        return "WebSocketDriver: auto or thread";
+    }
+    d->driver_set = 1;
+    return NULL;
+}
+
 static const char *set_shutdown_timeout(cmd_parms *cmd, void *dv,
                                         const char *a)
 {
     ws_server_conf_t *sc = ap_get_module_config(cmd->server->module_config,
                                                 &ws_module);
-    const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_CONTEXT);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
 
     if (err) {
         return err;
@@ -273,6 +291,9 @@ const command_rec ws_config_cmds[] = {
     AP_INIT_TAKE1("WebSocketPingInterval", set_ping_interval, NULL,
                   ACCESS_CONF, "seconds of silence before the server pings "
                   "(0: never)"),
+    AP_INIT_TAKE1("WebSocketDriver", set_driver, NULL, ACCESS_CONF,
+                  "auto (default: a per-child reactor on the event MPM) or "
+                  "thread (a worker thread per WebSocket)"),
     AP_INIT_TAKE1("WebSocketShutdownTimeout", set_shutdown_timeout, NULL,
                   RSRC_CONF, "seconds WebSockets get to close on graceful "
                   "restart or stop"),

@@ -10,6 +10,11 @@ typedef enum {
     WS_ORIGIN_LIST        /* one of the listed origins */
 } ws_origin_mode_e;
 
+typedef enum {
+    WS_DRIVER_AUTO = 0,   /* the reactor where it works, else a thread */
+    WS_DRIVER_THREAD      /* always a worker thread per WebSocket */
+} ws_driver_e;
+
 typedef struct {
     const ws_handler_t *handler;     /* NULL: not a WebSocket location */
     const char *handler_name;
@@ -20,7 +25,9 @@ typedef struct {
     apr_size_t max_message;
     apr_interval_time_t idle_timeout;
     apr_interval_time_t ping_interval;
+    ws_driver_e driver;
     unsigned int handler_set:1;
+    unsigned int driver_set:1;
     unsigned int protocols_set:1;
     unsigned int origin_set:1;
     unsigned int max_message_set:1;

@@ -35,7 +35,16 @@ struct ws_conn_t {
     apr_time_t opened;
     int input_seen;                 /* a first read happened (h2's EOS) */
     int stopping;                   /* closing for server shutdown */
-    ws_conn_t *prev, *next;         /* in the per-child registry */
+    ws_conn_t *prev, *next;         /* registry, or the reactor's list */
+
+    /* Reactor driver only (mod_ws_reactor.c); touched by its thread. */
+    apr_pollfd_t pfd;               /* NOCOPY: must live while polled */
+    apr_int16_t polled_events;      /* 0: not in the pollset */
+    apr_time_t handoff;             /* when the MPM let go of it */
+    apr_time_t destroy_at;          /* in the graveyard: c->pool's end */
+    ws_conn_t *qnext;               /* adoption queue, ready list, graveyard */
+    unsigned int queued:1;          /* on the ready list */
+    unsigned int closed:1;          /* TCP closed, waiting for destroy */
 };
 
 /* Results of ws_conn_read beyond APR_SUCCESS. */
@@ -59,6 +68,13 @@ apr_status_t ws_conn_read(ws_conn_t *wc, apr_size_t budget);
  * FLUSH (blocking: the thread driver's way). */
 apr_status_t ws_conn_write(ws_conn_t *wc);
 
+/* Pass what the session queued to the output filters without blocking
+ * (no FLUSH), then push it to the socket with a NULL-brigade call to the
+ * last filter, as the event MPM's write completion does.  Stops while
+ * c->data_in_output_filters is set: the caller waits for POLLOUT and calls
+ * again (backpressure: nothing new is passed meanwhile). */
+apr_status_t ws_conn_write_nonblocking(ws_conn_t *wc);
+
 /* Start closing for server shutdown: close 1001, shorter socket timeout. */
 void ws_conn_shutdown(ws_conn_t *wc);
 
@@ -68,6 +84,18 @@ void ws_conn_finish(ws_conn_t *wc);
 /* The thread driver (mod_ws_thread.c): the calling thread keeps the
  * connection until it ends.  Works on every MPM and on HTTP/2 streams. */
 void ws_thread_run(ws_conn_t *wc);
+
+/* The reactor driver (mod_ws_reactor.c): after the 101 the handler returns
+ * SUSPENDED, the MPM frees the worker, and one reactor thread per child owns
+ * the connection from the suspend_connection hook on.  Event MPM, HTTP/1.x
+ * (plain and TLS) only. */
+apr_status_t ws_reactor_child_init(apr_pool_t *pchild, server_rec *s);
+/* 1 when this connection can be handed to the reactor. */
+int ws_reactor_usable(const conn_rec *c);
+/* The suspend_connection hook: adopt a suspended WebSocket. */
+void ws_reactor_suspend_connection(conn_rec *c, request_rec *r);
+/* Any thread: close every reactor connection with 1001. */
+void ws_reactor_stop(void);
 
 /* The per-child list of live connections. */
 apr_status_t ws_conn_registry_init(apr_pool_t *pchild);

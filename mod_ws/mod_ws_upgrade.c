@@ -136,6 +136,13 @@ int ws_upgrade_handler(request_rec *r)
         r->connection->aborted = 1;
         return DONE;
     }
+    if (d->driver == WS_DRIVER_AUTO && ws_reactor_usable(r->connection)) {
+        /* The worker thread goes back to the MPM; the suspend_connection
+         * hook hands the connection to the reactor (never from here: the
+         * MPM still works on it until then). */
+        ap_set_module_config(r->connection->conn_config, &ws_module, wc);
+        return SUSPENDED;
+    }
     ws_thread_run(wc);
     return DONE;
 }

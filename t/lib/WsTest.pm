@@ -31,6 +31,12 @@ use Time::HiRes qw(time sleep);
 use Apache::Test ();
 
 use Exporter 'import';
+
+# A server may close (even reset) a connection while we still write to it,
+# e.g. IO::Socket::SSL's close_notify when a socket object goes away after
+# the server dropped it: that must be an error to check, not a signal that
+# kills the test script.
+$SIG{PIPE} = 'IGNORE';
 our @EXPORT_OK = qw(variants server_pid child_pids rss_kb random_bytes
                     ws_accept http_request close_payload);
 
