@@ -10,6 +10,7 @@
 
 #include "mod_ws_config.h"
 #include "mod_ws_conn.h"
+#include "mod_ws_status.h"
 #include "mod_ws_upgrade.h"
 
 extern const ws_handler_t ws_echo_handler;
@@ -22,7 +23,15 @@ static void ws_child_init(apr_pool_t *pchild, server_rec *s)
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
                      WSLOGNO(00030) "cannot create the connection registry");
     }
+    ws_status_child_init();
     ws_reactor_child_init(pchild, s);
+}
+
+static int ws_post_config(apr_pool_t *pconf, apr_pool_t *plog,
+                          apr_pool_t *ptemp, server_rec *s)
+{
+    ws_status_post_config(pconf, s);
+    return OK;
 }
 
 /* Graceful restart or stop: every WebSocket closes with 1001 within
@@ -42,10 +51,12 @@ static void ws_register_hooks(apr_pool_t *p)
      * location's content handler (PHP, CGI, files); everything else is
      * declined and served as before. */
     ap_hook_handler(ws_upgrade_handler, NULL, NULL, APR_HOOK_FIRST);
+    ap_hook_post_config(ws_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(ws_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_stopping(ws_child_stopping, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_suspend_connection(ws_reactor_suspend_connection, NULL, NULL,
                                APR_HOOK_MIDDLE);
+    ws_status_register_hooks(p);
 }
 
 AP_DECLARE_MODULE(ws) = {

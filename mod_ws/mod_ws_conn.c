@@ -6,6 +6,7 @@
  * thread may call.  No protocol logic here: frames are ws_session's.
  */
 #include "mod_ws_conn.h"
+#include "mod_ws_status.h"
 
 #include "apr_atomic.h"
 #include "apr_strings.h"
@@ -39,6 +40,7 @@ static void on_message(void *baton, unsigned opcode,
                       "ws %s: %s message, %" APR_SIZE_T_FMT " bytes", wc->id,
                       opcode == WS_OP_TEXT ? "text" : "binary", len);
     }
+    ws_status_traffic(1, 0, 0, 0);
     if (wc->handler->on_message) {
         wc->handler->on_message(wc, wc->handler_ctx, (int)opcode,
                                 (const char *)data, len);
@@ -103,6 +105,7 @@ void ws_conn_open(ws_conn_t *wc)
     ap_log_cerror(APLOG_MARK, APLOG_DEBUG, 0, wc->c,
                   WSLOGNO(00011) "ws %s: open on %s, handler %s", wc->id,
                   wc->r->uri, wc->dcfg->handler_name);
+    ws_status_opened(wc->on_reactor);
     if (wc->handler->on_open) {
         rv = wc->handler->on_open(wc, wc->dcfg->handler_args,
                                   &wc->handler_ctx);
@@ -169,7 +172,7 @@ apr_status_t ws_conn_read(ws_conn_t *wc, apr_size_t budget)
         if (APR_STATUS_IS_EAGAIN(rv)
             || (rv == APR_SUCCESS && APR_BRIGADE_EMPTY(wc->bb_in))) {
             apr_brigade_cleanup(wc->bb_in);
-            return APR_SUCCESS;
+            break;
         }
         if (rv == APR_SUCCESS) {
             rv = feed_brigade(wc, &nread, &eof);
@@ -177,12 +180,15 @@ apr_status_t ws_conn_read(ws_conn_t *wc, apr_size_t budget)
         wc->input_seen = 1;
         apr_brigade_cleanup(wc->bb_in);
         if (APR_STATUS_IS_EOF(rv) || eof) {
+            ws_status_traffic(0, 0, nread, 0);
             return WS_CONN_EOF;
         }
         if (rv != APR_SUCCESS) {
+            ws_status_traffic(0, 0, nread, 0);
             return rv;
         }
     }
+    ws_status_traffic(0, 0, nread, 0);
     return nread >= budget ? APR_INCOMPLETE : APR_SUCCESS;
 }
 
@@ -207,6 +213,7 @@ apr_status_t ws_conn_write(ws_conn_t *wc)
             return rv;
         }
         ws_session_consume(wc->session, n);
+        ws_status_traffic(0, 0, 0, n);
     }
     return APR_SUCCESS;
 }
@@ -255,6 +262,7 @@ apr_status_t ws_conn_write_nonblocking(ws_conn_t *wc)
         }
         /* Whatever the core could not write it has set aside (copied). */
         ws_session_consume(wc->session, n);
+        ws_status_traffic(0, 0, 0, n);
         if (wc->c->data_in_output_filters) {
             break;
         }
@@ -297,6 +305,7 @@ void ws_conn_finish(ws_conn_t *wc)
     if (wc->handler->on_close) {
         wc->handler->on_close(wc, wc->handler_ctx, code);
     }
+    ws_status_closed(wc->on_reactor, code);
     /* A peer's protocol violation is the client's error: info, as httpd
      * logs client errors; an ordinary close is debug. */
     level = (code == WS_CLOSE_PROTOCOL_ERROR || code == WS_CLOSE_INVALID_DATA
@@ -382,7 +391,13 @@ int ws_conn_registry_stopping(void)
 apr_status_t ws_conn_send(ws_conn_t *wc, int type, const void *data,
                           apr_size_t len)
 {
-    return ws_session_send(wc->session, (unsigned)type, data, len);
+    apr_status_t rv = ws_session_send(wc->session, (unsigned)type, data,
+                                      len);
+
+    if (rv == APR_SUCCESS) {
+        ws_status_traffic(0, 1, 0, 0);
+    }
+    return rv;
 }
 
 void ws_conn_close(ws_conn_t *wc, unsigned code, const char *reason)

@@ -35,6 +35,7 @@ struct ws_conn_t {
     apr_time_t opened;
     int input_seen;                 /* a first read happened (h2's EOS) */
     int stopping;                   /* closing for server shutdown */
+    int on_reactor;                 /* driven by the reactor */
     ws_conn_t *prev, *next;         /* registry, or the reactor's list */
 
     /* Reactor driver only (mod_ws_reactor.c); touched by its thread. */

@@ -277,6 +277,7 @@ static void adopt(ws_conn_t *wc, apr_thread_t *self, apr_time_t now)
     apr_status_t rv;
 
     c->current_thread = self;
+    wc->on_reactor = 1;
     list_push(&reactor.conns, wc);
     memset(&wc->pfd, 0, sizeof(wc->pfd));
     wc->pfd.p = c->pool;

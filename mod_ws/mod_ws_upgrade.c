@@ -9,6 +9,7 @@
  * returned: only DONE.
  */
 #include "mod_ws_conn.h"
+#include "mod_ws_status.h"
 #include "mod_ws_upgrade.h"
 
 #include "apr_strings.h"
@@ -21,6 +22,10 @@
 
 static int refuse(request_rec *r, int status, const char *why)
 {
+    ws_status_refused(status == HTTP_FORBIDDEN ? WS_REFUSED_ORIGIN
+                      : status == HTTP_UPGRADE_REQUIRED ? WS_REFUSED_VERSION
+                      : status == HTTP_SERVICE_UNAVAILABLE ? WS_REFUSED_FULL
+                      : WS_REFUSED_BAD_REQUEST);
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
                   WSLOGNO(00001) "WebSocket handshake refused (%d): %s",
                   status, why);
