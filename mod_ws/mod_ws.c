@@ -27,10 +27,18 @@ static void ws_child_init(apr_pool_t *pchild, server_rec *s)
     ws_reactor_child_init(pchild, s);
 }
 
+static int ws_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
+                         apr_pool_t *ptemp)
+{
+    ws_config_handlers_used = 0;
+    return OK;
+}
+
 static int ws_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                           apr_pool_t *ptemp, server_rec *s)
 {
     ws_status_post_config(pconf, s);
+    ws_reactor_check_mpm(s);
     return OK;
 }
 
@@ -51,6 +59,7 @@ static void ws_register_hooks(apr_pool_t *p)
      * location's content handler (PHP, CGI, files); everything else is
      * declined and served as before. */
     ap_hook_handler(ws_upgrade_handler, NULL, NULL, APR_HOOK_FIRST);
+    ap_hook_pre_config(ws_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(ws_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(ws_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_stopping(ws_child_stopping, NULL, NULL, APR_HOOK_MIDDLE);

@@ -11,6 +11,8 @@
 #include "apr_strings.h"
 
 
+int ws_config_handlers_used;
+
 void *ws_config_create_dir(apr_pool_t *p, char *dir)
 {
     ws_dir_conf_t *d = apr_pcalloc(p, sizeof(*d));
@@ -141,6 +143,7 @@ static const char *set_handler(cmd_parms *cmd, void *dv, const char *line)
     d->handler_name = name;
     d->handler_args = *line ? line : NULL;
     d->handler_set = 1;
+    ws_config_handlers_used = 1;
     return NULL;
 }
 

@@ -47,6 +47,10 @@ typedef struct {
 
 extern const command_rec ws_config_cmds[];
 
+/* Set while reading the configuration when some location has a
+ * WebSocketHandler (then the MPM settings are worth checking). */
+extern int ws_config_handlers_used;
+
 void *ws_config_create_dir(apr_pool_t *p, char *dir);
 void *ws_config_merge_dir(apr_pool_t *p, void *basev, void *addv);
 void *ws_config_create_server(apr_pool_t *p, server_rec *s);

@@ -91,6 +91,9 @@ void ws_thread_run(ws_conn_t *wc);
  * the connection from the suspend_connection hook on.  Event MPM, HTTP/1.x
  * (plain and TLS) only. */
 apr_status_t ws_reactor_child_init(apr_pool_t *pchild, server_rec *s);
+/* Parent, post_config: warn (with the fix) about MPM settings that would
+ * refuse or close WebSockets held by the reactor. */
+void ws_reactor_check_mpm(server_rec *s);
 /* 1 when this connection can be handed to the reactor. */
 int ws_reactor_usable(const conn_rec *c);
 /* The suspend_connection hook: adopt a suspended WebSocket. */

@@ -22,6 +22,9 @@
 #include "http_connection.h"
 #include "http_core.h"
 #include "http_protocol.h"
+#include "http_main.h"
+
+#include <stdlib.h>
 
 /* Bytes one connection may read in one turn before others get theirs. */
 #define WS_REACTOR_READ_BUDGET (256 * 1024)
@@ -467,6 +470,72 @@ static void *APR_THREAD_FUNC reactor_main(apr_thread_t *self, void *data)
         bury(now, 0);
     }
     return NULL;
+}
+
+/* The value of a directive anywhere in the configuration tree (inside
+ * <IfModule> too), or NULL. */
+static const char *find_directive(const ap_directive_t *d, const char *name)
+{
+    const char *v;
+
+    for (; d; d = d->next) {
+        if (!strcasecmp(d->directive, name)) {
+            return d->args;
+        }
+        if (d->first_child && (v = find_directive(d->first_child, name))) {
+            return v;
+        }
+    }
+    return NULL;
+}
+
+void ws_reactor_check_mpm(server_rec *s)
+{
+    int async = 0, per_child = 0, threads = 0, daemons = 0, spare = 0;
+    const char *arg;
+    double factor = 2.0;   /* the event MPM's default */
+
+    /* Once, not also on the first of httpd's two configuration passes. */
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG
+        || !ws_config_handlers_used
+        || ap_mpm_query(AP_MPMQ_IS_ASYNC, &async) != APR_SUCCESS || !async) {
+        return;
+    }
+    ap_mpm_query(AP_MPMQ_MAX_REQUESTS_DAEMON, &per_child);
+    ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads);
+    ap_mpm_query(AP_MPMQ_MAX_DAEMONS, &daemons);
+    ap_mpm_query(AP_MPMQ_MAX_SPARE_THREADS, &spare);
+    if (per_child != 0) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                     WSLOGNO(00060) "MaxConnectionsPerChild is %d: a child "
+                     "that reaches it closes all its WebSockets with 1001. "
+                     "Set MaxConnectionsPerChild 0", per_child);
+    }
+    if (daemons > 1 && spare < daemons * threads) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                     WSLOGNO(00061) "MaxSpareThreads is %d: WebSockets on the "
+                     "reactor leave worker threads idle, so httpd stops "
+                     "\"idle\" children and closes their WebSockets. Set "
+                     "MaxSpareThreads to at least MaxRequestWorkers (%d)",
+                     spare, daemons * threads);
+    }
+    arg = find_directive(ap_conftree, "AsyncRequestWorkerFactor");
+    if (arg) {
+        factor = strtod(arg, NULL);
+    }
+    /* The event MPM stops accepting on a child, plain HTTP included, at
+     * ThreadsPerChild + idle workers x factor connections, and suspended
+     * WebSockets count (reactor-spike.md). */
+    if (factor < 50.0) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                     WSLOGNO(00062) "AsyncRequestWorkerFactor is %g: a child "
+                     "stops accepting connections, plain HTTP too, at about "
+                     "%d open WebSockets. Set it to at least the WebSockets "
+                     "a child should hold divided by ThreadsPerChild (e.g. "
+                     "1000 for 10000 per child with ThreadsPerChild 25; see "
+                     "README, \"Sizing the event MPM\")", factor,
+                     (int)(threads + threads * factor));
+    }
 }
 
 /* pchild's pre-cleanup: the reactor ends before the child's pools do. */
