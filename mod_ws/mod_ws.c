@@ -23,6 +23,12 @@ static void ws_child_init(apr_pool_t *pchild, server_rec *s)
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
                      WSLOGNO(00030) "cannot create the connection registry");
     }
+    rv = ws_job_child_init(pchild);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s,
+                     WSLOGNO(00031) "cannot start the job threads; handlers "
+                     "run their blocking work on the connection's thread");
+    }
     ws_status_child_init();
     ws_reactor_child_init(pchild, s);
 }

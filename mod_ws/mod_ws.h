@@ -9,6 +9,10 @@
  * Threads: every callback runs on the thread that owns the connection at
  * that moment, and the ws_conn_* functions below may be called only from
  * inside a callback (the owner).  None of them blocks.
+ *
+ * Linking: these functions are exported from mod_ws.so (mod_ws.sym); a
+ * module using them is loaded after mod_ws, as mod_proxy_http after
+ * mod_proxy.
  */
 #ifndef MOD_WS_H
 #define MOD_WS_H
@@ -47,6 +51,29 @@ apr_status_t ws_conn_send(ws_conn_t *wc, int type, const void *data,
 
 /* Start the closing handshake with a code (RFC 6455 §7.4) and reason. */
 void ws_conn_close(ws_conn_t *wc, unsigned code, const char *reason);
+
+/* Blocking work (a database query, an HTTP request) must not run in a
+ * callback: a callback may run on the reactor thread that serves every
+ * WebSocket of the child.  A job runs `work` on a thread of the child's
+ * job pool, then `done` back on the connection's owner thread.  The jobs
+ * of one connection run one after another, in the order they were
+ * started, so answers keep the order of the messages.
+ *
+ * ws_conn_job_create gives the job and its own pool (for the baton and
+ * whatever `work` allocates; usable from the job's thread; destroyed after
+ * `done`).  ws_conn_job_run starts it (or queues it behind the
+ * connection's running job).  `work` must not touch wc or call any
+ * ws_conn_* function; `done` may.  If the connection ended meanwhile,
+ * `done` still runs (ws_conn_send then fails) and queued jobs are dropped
+ * without running. */
+typedef struct ws_job_t ws_job_t;
+typedef void *(*ws_work_fn)(void *baton);
+typedef void (*ws_done_fn)(ws_conn_t *wc, void *baton, void *result);
+
+apr_status_t ws_conn_job_create(ws_conn_t *wc, ws_job_t **job,
+                                apr_pool_t **pool);
+void ws_conn_job_run(ws_job_t *job, ws_work_fn work, ws_done_fn done,
+                     void *baton);
 
 request_rec *ws_conn_request(ws_conn_t *wc);   /* lives as long as the socket */
 apr_pool_t *ws_conn_pool(ws_conn_t *wc);        /* likewise */

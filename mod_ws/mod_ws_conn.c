@@ -386,6 +386,16 @@ int ws_conn_registry_stopping(void)
     return apr_atomic_read32(&registry.stopping) != 0;
 }
 
+void ws_conn_wake(ws_conn_t *wc)
+{
+    if (wc->on_reactor) {
+        ws_reactor_post(wc);
+    }
+    else if (wc->pollset) {
+        apr_pollset_wakeup(wc->pollset);
+    }
+}
+
 /* The handlers' API (mod_ws.h). */
 
 apr_status_t ws_conn_send(ws_conn_t *wc, int type, const void *data,

@@ -36,6 +36,12 @@ struct ws_conn_t {
     int input_seen;                 /* a first read happened (h2's EOS) */
     int stopping;                   /* closing for server shutdown */
     int on_reactor;                 /* driven by the reactor */
+
+    /* Jobs (mod_ws_job.c). */
+    volatile apr_uint32_t jobs;     /* created and not yet ended */
+    ws_job_t *job_queue;            /* waiting for the running one */
+    ws_job_t *job_done;             /* finished; under the job mutex */
+    int job_running;
     ws_conn_t *prev, *next;         /* registry, or the reactor's list */
 
     /* Reactor driver only (mod_ws_reactor.c); touched by its thread. */
@@ -44,6 +50,8 @@ struct ws_conn_t {
     apr_time_t handoff;             /* when the MPM let go of it */
     apr_time_t destroy_at;          /* in the graveyard: c->pool's end */
     ws_conn_t *qnext;               /* adoption queue, ready list, graveyard */
+    ws_conn_t *pnext;               /* the reactor's posted list */
+    unsigned int posted:1;          /* on it (under the reactor's mutex) */
     unsigned int queued:1;          /* on the ready list */
     unsigned int closed:1;          /* TCP closed, waiting for destroy */
 };
@@ -100,6 +108,16 @@ int ws_reactor_usable(const conn_rec *c);
 void ws_reactor_suspend_connection(conn_rec *c, request_rec *r);
 /* Any thread: close every reactor connection with 1001. */
 void ws_reactor_stop(void);
+
+/* Jobs (mod_ws_job.c). */
+apr_status_t ws_job_child_init(apr_pool_t *pchild);
+/* Owner: run the done callbacks of finished jobs and start the next one;
+ * `ended`: the connection is over, drop the jobs still queued. */
+void ws_conn_jobs_finish(ws_conn_t *wc, int ended);
+/* Any thread: wake the connection's owner (its driver). */
+void ws_conn_wake(ws_conn_t *wc);
+/* Any thread: have the reactor look at this connection's jobs. */
+void ws_reactor_post(ws_conn_t *wc);
 
 /* The per-child list of live connections. */
 apr_status_t ws_conn_registry_init(apr_pool_t *pchild);

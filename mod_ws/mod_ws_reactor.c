@@ -50,6 +50,7 @@ static struct {
     ws_conn_t *conns;               /* adopted; the thread's own */
     ws_conn_t *ready;               /* read budget ran out: go again */
     ws_conn_t *lingering;           /* FIN sent; reading until the peer's */
+    ws_conn_t *posted;              /* a job ended (under the mutex) */
     ws_conn_t *graveyard;           /* closed; c->pool to destroy */
     apr_time_t next_sweep;
     apr_time_t stop_deadline;       /* 0 until the child stops */
@@ -88,6 +89,18 @@ void ws_reactor_suspend_connection(conn_rec *c, request_rec *r)
         reactor.adopt_head = wc;
     }
     reactor.adopt_tail = wc;
+    apr_thread_mutex_unlock(reactor.mutex);
+    apr_pollset_wakeup(reactor.pollset);
+}
+
+void ws_reactor_post(ws_conn_t *wc)
+{
+    apr_thread_mutex_lock(reactor.mutex);
+    if (!wc->posted) {
+        wc->posted = 1;
+        wc->pnext = reactor.posted;
+        reactor.posted = wc;
+    }
     apr_thread_mutex_unlock(reactor.mutex);
     apr_pollset_wakeup(reactor.pollset);
 }
@@ -183,6 +196,7 @@ static void close_conn(ws_conn_t *wc, apr_time_t now)
 
     poll_remove(wc);
     list_remove(&reactor.conns, wc);
+    ws_conn_jobs_finish(wc, 1);
     ws_conn_finish(wc);
     ap_run_log_transaction(wc->r);
     if (c->aborted || !sock) {
@@ -327,6 +341,27 @@ static void adopt_queued(apr_thread_t *self, apr_time_t now)
     }
 }
 
+/* Jobs ended: their done callbacks, then what they sent. */
+static void service_posted(apr_time_t now)
+{
+    ws_conn_t *wc, *next;
+
+    apr_thread_mutex_lock(reactor.mutex);
+    wc = reactor.posted;
+    reactor.posted = NULL;
+    for (next = wc; next; next = next->pnext) {
+        next->posted = 0;
+    }
+    apr_thread_mutex_unlock(reactor.mutex);
+    for (; wc; wc = next) {
+        next = wc->pnext;
+        ws_conn_jobs_finish(wc, wc->c->aborted);
+        if (!wc->c->aborted) {
+            service(wc, now);
+        }
+    }
+}
+
 static void service_ready(apr_time_t now)
 {
     ws_conn_t *wc = reactor.ready, *next;
@@ -398,7 +433,8 @@ static void bury(apr_time_t now, int all)
     int n = 0;
 
     while ((wc = *pp) && (all || n < WS_REACTOR_BATCH)) {
-        if (all || wc->destroy_at <= now) {
+        /* A job of its own still running will touch wc when it ends. */
+        if ((all || wc->destroy_at <= now) && !apr_atomic_read32(&wc->jobs)) {
             *pp = wc->qnext;
             /* c->pool holds r, wc and the session: all end here, and the
              * pool's cleanup settles the MPM's connection counts. */
@@ -415,7 +451,7 @@ static apr_interval_time_t poll_timeout(apr_time_t now)
 {
     apr_interval_time_t t = reactor.next_sweep - now;
 
-    if (reactor.ready || reactor.adopt_head) {
+    if (reactor.ready || reactor.adopt_head || reactor.posted) {
         return 0;
     }
     if (reactor.graveyard && t > WS_REACTOR_DESTROY_DELAY) {
@@ -456,6 +492,7 @@ static void *APR_THREAD_FUNC reactor_main(apr_thread_t *self, void *data)
                 service(wc, now);
             }
         }
+        service_posted(now);
         service_ready(now);
         adopt_queued(self, now);
         if (apr_atomic_read32(&reactor.stopping) && !reactor.stop_deadline) {

@@ -8,6 +8,7 @@
  */
 #include "mod_ws_conn.h"
 
+#include "apr_atomic.h"
 #include "http_core.h"
 
 
@@ -57,6 +58,33 @@ static apr_interval_time_t poll_timeout(ws_conn_t *wc, int can_poll)
     return t;
 }
 
+/* The connection is over, but a job of its own may still run and will
+ * touch wc when it ends: wait for it, woken by its end. */
+static void wait_for_jobs(ws_conn_t *wc, int can_poll)
+{
+    apr_pollfd_t pfd;
+    apr_interval_time_t tmo;
+    const apr_pollfd_t *out;
+    apr_int32_t n;
+
+    ws_conn_jobs_finish(wc, 1);
+    if (!apr_atomic_read32(&wc->jobs)) {
+        return;
+    }
+    if (can_poll) {
+        memset(&pfd, 0, sizeof(pfd));
+        pfd.p = wc->pool;
+        pfd.desc_type = APR_NO_DESC;
+        if (ap_get_pollfd_from_conn(wc->c, &pfd, &tmo) == APR_SUCCESS) {
+            apr_pollset_remove(wc->pollset, &pfd);
+        }
+    }
+    while (apr_atomic_read32(&wc->jobs)) {
+        apr_pollset_poll(wc->pollset, apr_time_from_sec(1), &n, &out);
+        ws_conn_jobs_finish(wc, 1);
+    }
+}
+
 void ws_thread_run(ws_conn_t *wc)
 {
     const apr_pollfd_t *out;
@@ -82,6 +110,9 @@ void ws_thread_run(ws_conn_t *wc)
     for (;;) {
         if (ws_conn_registry_stopping()) {
             ws_conn_shutdown(wc);
+        }
+        if (apr_atomic_read32(&wc->jobs)) {
+            ws_conn_jobs_finish(wc, 0);
         }
         rv = ws_conn_read(wc, WS_THREAD_READ_BUDGET);
         more = (rv == APR_INCOMPLETE);
@@ -115,6 +146,7 @@ void ws_thread_run(ws_conn_t *wc)
             break;
         }
     }
+    wait_for_jobs(wc, can_poll);
     ws_conn_registry_remove(wc);
     ws_conn_finish(wc);
 }
