@@ -510,20 +510,21 @@ static void *APR_THREAD_FUNC reactor_main(apr_thread_t *self, void *data)
 }
 
 /* The value of a directive anywhere in the configuration tree (inside
- * <IfModule> too), or NULL. */
+ * <IfModule> too), or NULL.  httpd applies each occurrence in turn, so the
+ * last one in the files is the one in force. */
 static const char *find_directive(const ap_directive_t *d, const char *name)
 {
-    const char *v;
+    const char *v, *last = NULL;
 
     for (; d; d = d->next) {
         if (!strcasecmp(d->directive, name)) {
-            return d->args;
+            last = d->args;
         }
         if (d->first_child && (v = find_directive(d->first_child, name))) {
-            return v;
+            last = v;
         }
     }
-    return NULL;
+    return last;
 }
 
 void ws_reactor_check_mpm(server_rec *s)
