@@ -12,6 +12,7 @@
 #include "apr_strings.h"
 #include "apr_thread_mutex.h"
 #include "http_core.h"
+#include "http_ssl.h"
 #include "ws_close.h"
 #include "ws_frame.h"
 
@@ -158,9 +159,15 @@ static apr_status_t feed_brigade(ws_conn_t *wc, apr_size_t *nread,
 
 apr_status_t ws_conn_read(ws_conn_t *wc, apr_size_t budget)
 {
-    apr_size_t nread = 0;
+    apr_size_t nread = 0, before;
     apr_status_t rv;
     int eof = 0;
+    /* The core input filter alone reads the socket until it has what was
+     * asked or the socket says EAGAIN: less than asked means drained, and
+     * asking again would only be one more read() returning EAGAIN.  Not so
+     * under mod_ssl (OpenSSL keeps decrypted records) or on an HTTP/2
+     * stream. */
+    int plain = !wc->c->master && !ap_ssl_conn_is_ssl(wc->c);
 
     while (nread < budget
            && ws_session_state(wc->session) != WS_SESSION_CLOSED) {
@@ -174,11 +181,16 @@ apr_status_t ws_conn_read(ws_conn_t *wc, apr_size_t budget)
             apr_brigade_cleanup(wc->bb_in);
             break;
         }
+        before = nread;
         if (rv == APR_SUCCESS) {
             rv = feed_brigade(wc, &nread, &eof);
         }
         wc->input_seen = 1;
         apr_brigade_cleanup(wc->bb_in);
+        if (rv == APR_SUCCESS && !eof && plain
+            && nread - before < WS_READ_CHUNK) {
+            break;
+        }
         if (APR_STATUS_IS_EOF(rv) || eof) {
             ws_status_traffic(0, 0, nread, 0);
             return WS_CONN_EOF;
