@@ -60,7 +60,8 @@ static void usage(void)
 "  -m connect  -c connections each open, check the 101, close with a close\n"
 "              frame and start over: handshakes per second\n"
 "  -m idle     open -c sockets at -r per second, hold them -d seconds\n"
-"              (pings are answered); with --pids, the servers' RSS\n"
+"              (pings are answered), then each echoes one message;\n"
+"              with --pids, the servers' RSS\n"
 "  -m fanout   -c subscribers on -P; --publishers publishers send -N\n"
 "              messages each at -r messages/s in all, over a WebSocket on\n"
 "              -P (default) or --publish-url ws://... or http://... (POST);\n"
@@ -500,6 +501,9 @@ int main(int argc, char **argv)
             rss_held = wsload_rss_kb(opt.pids, opt.npids);
         }
         t_end = wsload_now_ns();
+        /* Then each socket echoes one message, every byte checked. */
+        ATOMIC_SET(&run.phase, PH_DRAIN);
+        wait_drained(ws, 30, "echoes of the idle sockets");
         break;
     case MODE_FANOUT: {
         apr_uint64_t want = (apr_uint64_t)opt.conns * opt.publishers
@@ -576,8 +580,8 @@ int main(int argc, char **argv)
         print_latency(hist);
     }
     else if (opt.mode == MODE_IDLE) {
-        printf(" rate=%.0f\nsockets=%d open_s=%.2f", opt.rate, opt.conns,
-               open_s);
+        printf(" rate=%.0f\nsockets=%d open_s=%.2f echoed_after_hold=%llu",
+               opt.rate, opt.conns, open_s, (unsigned long long)msgs);
         if (opt.npids) {
             printf(" rss_before_kb=%ld rss_held_kb=%ld kb_per_socket=%.1f",
                    rss_before, rss_held,

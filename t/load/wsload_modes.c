@@ -405,6 +405,19 @@ void wsload_mode_tick(worker_t *w, apr_uint64_t now)
                && w->started < want) {
             wsload_conn_start(&w->conns[w->started++]);
         }
+        /* After the hold, every socket must still echo one message. */
+        if (phase == PH_DRAIN && !w->kicked) {
+            w->kicked = 1;
+            for (i = 0; i < w->nconns; ++i) {
+                conn_t *c = &w->conns[i];
+
+                if (c->state == CS_OPEN) {
+                    c->role = ROLE_ECHO;
+                    echo_send(c);
+                    wsload_conn_flush(c);
+                }
+            }
+        }
         break;
     case MODE_FANOUT:
         if (phase == PH_RUN) {
@@ -431,7 +444,8 @@ int wsload_mode_idle(worker_t *w)
     for (i = 0; i < w->nconns; ++i) {
         const conn_t *c = &w->conns[i];
 
-        if (opt.mode == MODE_ECHO && c->outstanding) {
+        if ((opt.mode == MODE_ECHO || opt.mode == MODE_IDLE)
+            && c->outstanding) {
             return 0;
         }
         if (opt.mode == MODE_CONNECT && c->fd >= 0) {
