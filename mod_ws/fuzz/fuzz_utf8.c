@@ -8,51 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../tests/utf8_ref.h"
 #include "fuzz.h"
 #include "ws_utf8.h"
 
 /* Reference: decode each character and check RFC 3629 directly. */
-static int ref_valid(const unsigned char *p, size_t n)
-{
-    size_t i = 0;
-
-    while (i < n) {
-        unsigned c = p[i], len, k;
-        unsigned long cp, min;
-
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        if ((c & 0xE0) == 0xC0) {
-            len = 2; cp = c & 0x1F; min = 0x80;
-        }
-        else if ((c & 0xF0) == 0xE0) {
-            len = 3; cp = c & 0x0F; min = 0x800;
-        }
-        else if ((c & 0xF8) == 0xF0) {
-            len = 4; cp = c & 0x07; min = 0x10000;
-        }
-        else {
-            return 0;
-        }
-        if (n - i < len) {
-            return 0;
-        }
-        for (k = 1; k < len; k++) {
-            if ((p[i + k] & 0xC0) != 0x80) {
-                return 0;
-            }
-            cp = (cp << 6) | (p[i + k] & 0x3F);
-        }
-        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
-            return 0;
-        }
-        i += len;
-    }
-    return 1;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     ws_utf8_t v;

@@ -7,6 +7,7 @@
 #include <check.h>
 #include <apr_general.h>
 
+#include "check_main.h"
 #include "ws_close.h"
 
 START_TEST(test_code_table)
@@ -133,14 +134,5 @@ static Suite *close_suite(void)
 
 int main(void)
 {
-    SRunner *sr;
-    int failed;
-
-    apr_initialize();
-    sr = srunner_create(close_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    apr_terminate();
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return ws_test_main(close_suite());
 }

@@ -8,6 +8,7 @@
 #include <check.h>
 #include <apr_general.h>
 
+#include "check_main.h"
 #include "ws_frame.h"
 
 static int parse(const char *p, apr_size_t n, ws_frame_header_t *h)
@@ -236,14 +237,5 @@ static Suite *frame_suite(void)
 
 int main(void)
 {
-    SRunner *sr;
-    int failed;
-
-    apr_initialize();
-    sr = srunner_create(frame_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    apr_terminate();
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return ws_test_main(frame_suite());
 }

@@ -9,6 +9,7 @@
 #include <apr_general.h>
 #include <apr_tables.h>
 
+#include "check_main.h"
 #include "ws_handshake.h"
 
 #define KEY "dGhlIHNhbXBsZSBub25jZQ=="
@@ -292,14 +293,5 @@ static Suite *handshake_suite(void)
 
 int main(void)
 {
-    SRunner *sr;
-    int failed;
-
-    apr_initialize();
-    sr = srunner_create(handshake_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    apr_terminate();
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return ws_test_main(handshake_suite());
 }

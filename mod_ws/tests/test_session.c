@@ -13,6 +13,7 @@
 #include <check.h>
 #include <apr_general.h>
 
+#include "check_main.h"
 #include "feed.h"
 #include "ws_close.h"
 #include "ws_frame.h"
@@ -1176,14 +1177,5 @@ static Suite *session_suite(void)
 
 int main(void)
 {
-    SRunner *sr;
-    int failed;
-
-    apr_initialize();
-    sr = srunner_create(session_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    apr_terminate();
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return ws_test_main(session_suite());
 }

@@ -8,50 +8,11 @@
 #include <check.h>
 #include <apr_general.h>
 
+#include "utf8_ref.h"
+#include "check_main.h"
 #include "ws_utf8.h"
 
 /* Reference: decode each character and check RFC 3629 §3 directly. */
-static int ref_valid(const unsigned char *p, apr_size_t n)
-{
-    apr_size_t i = 0;
-
-    while (i < n) {
-        unsigned c = p[i], len, k;
-        apr_uint32_t cp, min;
-
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        if ((c & 0xE0) == 0xC0) {
-            len = 2; cp = c & 0x1F; min = 0x80;
-        }
-        else if ((c & 0xF0) == 0xE0) {
-            len = 3; cp = c & 0x0F; min = 0x800;
-        }
-        else if ((c & 0xF8) == 0xF0) {
-            len = 4; cp = c & 0x07; min = 0x10000;
-        }
-        else {
-            return 0;
-        }
-        if (n - i < len) {
-            return 0;
-        }
-        for (k = 1; k < len; k++) {
-            if ((p[i + k] & 0xC0) != 0x80) {
-                return 0;
-            }
-            cp = (cp << 6) | (p[i + k] & 0x3F);
-        }
-        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
-            return 0;
-        }
-        i += len;
-    }
-    return 1;
-}
-
 static apr_size_t encode(apr_uint32_t cp, unsigned char *out)
 {
     if (cp < 0x80) {
@@ -292,14 +253,5 @@ static Suite *utf8_suite(void)
 
 int main(void)
 {
-    SRunner *sr;
-    int failed;
-
-    apr_initialize();
-    sr = srunner_create(utf8_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    apr_terminate();
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return ws_test_main(utf8_suite());
 }
