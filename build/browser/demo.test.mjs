@@ -5,6 +5,7 @@
 //   WS_HTTP_URL, WS_HTTPS_URL  the demo page over http:// and https://
 //   WS_NODE_DIR                where playwright-core is installed
 //   WS_OUT_DIR                 where screenshots and the browser profile go
+//   WS_ACCESS_LOG              the demo httpd's access log
 //   CHROMIUM                   the browser (default /usr/bin/chromium)
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -177,3 +178,19 @@ for (const scheme of ['http', 'https']) {
     });
   });
 }
+
+// What the server saw: each WebSocket's access-log line (written when it
+// ends).  Over https:// the page came over HTTP/2, and Chromium opened its
+// wss:// as a stream of that connection (RFC 8441, H2WebSockets on).
+test('the server logged the WebSockets: HTTP/1.1 for ws://, HTTP/2 for wss://', async () => {
+  const log = env('WS_ACCESS_LOG');
+  const deadline = Date.now() + WAIT;
+  let text = '';
+  while (Date.now() < deadline) {
+    text = fs.existsSync(log) ? fs.readFileSync(log, 'utf8') : '';
+    if (/"GET \/echo HTTP\/1\.1" 101 /.test(text) && /"GET \/echo HTTP\/2\.0" 101 /.test(text)) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.match(text, /"GET \/echo HTTP\/1\.1" 101 /, 'a ws:// WebSocket over HTTP/1.1');
+  assert.match(text, /"GET \/echo HTTP\/2\.0" 101 /, 'a wss:// WebSocket over HTTP/2 (RFC 8441)');
+});
