@@ -49,6 +49,7 @@ struct ws_conn_t {
     apr_int16_t polled_events;      /* 0: not in the pollset */
     apr_time_t handoff;             /* when the MPM let go of it */
     apr_time_t destroy_at;          /* in the graveyard: c->pool's end */
+    apr_time_t stuck_since;         /* CLOSED, but output still pending */
     ws_conn_t *qnext;               /* adoption queue, ready list, graveyard */
     ws_conn_t *pnext;               /* the reactor's posted list */
     unsigned int posted:1;          /* on it (under the reactor's mutex) */

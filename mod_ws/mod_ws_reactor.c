@@ -270,6 +270,10 @@ static void service(ws_conn_t *wc, apr_time_t now)
             ws_session_peer_eof(wc->session);
             rv = APR_SUCCESS;
         }
+    }
+    /* Deadlines run even while output is stuck: a peer that reads nothing
+     * still meets the idle timeout and the closing handshake's bound. */
+    if (rv == APR_SUCCESS) {
         ws_session_tick(wc->session, now);
         rv = ws_conn_write_nonblocking(wc);
     }
@@ -391,6 +395,22 @@ static void sweep(apr_time_t now)
             ws_session_peer_eof(wc->session);
             close_conn(wc, now);
             continue;
+        }
+        /* A peer that reads nothing keeps our last frames (the close
+         * frame among them) from leaving: once the session is over, it
+         * gets as long as a closing handshake would, then is dropped. */
+        if (ws_session_state(wc->session) == WS_SESSION_CLOSED) {
+            if (!wc->stuck_since) {
+                wc->stuck_since = now;
+            }
+            else if (now - wc->stuck_since > reactor.shutdown_timeout) {
+                ap_log_cerror(APLOG_MARK, APLOG_DEBUG, 0, wc->c,
+                              WSLOGNO(00045) "ws %s: peer reads nothing; "
+                              "dropping the connection", wc->id);
+                wc->c->aborted = 1;
+                close_conn(wc, now);
+                continue;
+            }
         }
         deadline = ws_session_deadline(wc->session);
         if (deadline && deadline <= now && !wc->queued) {
