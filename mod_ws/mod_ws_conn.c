@@ -282,19 +282,6 @@ apr_status_t ws_conn_write_nonblocking(ws_conn_t *wc)
     return APR_SUCCESS;
 }
 
-int ws_conn_stuck(ws_conn_t *wc, apr_time_t now)
-{
-    if (ws_session_state(wc->session) != WS_SESSION_CLOSED) {
-        wc->stuck_since = 0;
-        return 0;
-    }
-    if (!wc->stuck_since) {
-        wc->stuck_since = now;
-        return 0;
-    }
-    return now - wc->stuck_since > wc->scfg->shutdown_timeout;
-}
-
 void ws_conn_shutdown(ws_conn_t *wc)
 {
     apr_socket_t *sock;

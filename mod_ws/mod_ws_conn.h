@@ -44,14 +44,12 @@ struct ws_conn_t {
     int job_running;
     ws_conn_t *prev, *next;         /* registry, or the reactor's list */
 
-    /* The driver's (touched by the owner only). */
-    apr_pollfd_t pfd;               /* reactor: NOCOPY, must live while polled */
+    /* Reactor driver only (mod_ws_reactor.c); touched by its thread. */
+    apr_pollfd_t pfd;               /* NOCOPY: must live while polled */
     apr_int16_t polled_events;      /* 0: not in the pollset */
-    apr_time_t stuck_since;         /* CLOSED, but output still pending */
-
-    /* Reactor driver only (mod_ws_reactor.c). */
     apr_time_t handoff;             /* when the MPM let go of it */
     apr_time_t destroy_at;          /* in the graveyard: c->pool's end */
+    apr_time_t stuck_since;         /* CLOSED, but output still pending */
     ws_conn_t *qnext;               /* adoption queue, ready list, graveyard */
     ws_conn_t *pnext;               /* the reactor's posted list */
     unsigned int posted:1;          /* on it (under the reactor's mutex) */
@@ -86,11 +84,6 @@ apr_status_t ws_conn_write(ws_conn_t *wc);
  * c->data_in_output_filters is set: the caller waits for POLLOUT and calls
  * again (backpressure: nothing new is passed meanwhile). */
 apr_status_t ws_conn_write_nonblocking(ws_conn_t *wc);
-
-/* Called while output is still pending: 1 once the session has been over
- * (CLOSED) for WebSocketShutdownTimeout without its last frames leaving,
- * i.e. the peer reads nothing: the driver then drops the connection. */
-int ws_conn_stuck(ws_conn_t *wc, apr_time_t now);
 
 /* Start closing for server shutdown: close 1001, shorter socket timeout. */
 void ws_conn_shutdown(ws_conn_t *wc);

@@ -397,14 +397,20 @@ static void sweep(apr_time_t now)
             continue;
         }
         /* A peer that reads nothing keeps our last frames (the close
-         * frame among them) from leaving. */
-        if (ws_conn_stuck(wc, now)) {
-            ap_log_cerror(APLOG_MARK, APLOG_DEBUG, 0, wc->c,
-                          WSLOGNO(00045) "ws %s: peer reads nothing; "
-                          "dropping the connection", wc->id);
-            wc->c->aborted = 1;
-            close_conn(wc, now);
-            continue;
+         * frame among them) from leaving: once the session is over, it
+         * gets as long as a closing handshake would, then is dropped. */
+        if (ws_session_state(wc->session) == WS_SESSION_CLOSED) {
+            if (!wc->stuck_since) {
+                wc->stuck_since = now;
+            }
+            else if (now - wc->stuck_since > reactor.shutdown_timeout) {
+                ap_log_cerror(APLOG_MARK, APLOG_DEBUG, 0, wc->c,
+                              WSLOGNO(00045) "ws %s: peer reads nothing; "
+                              "dropping the connection", wc->id);
+                wc->c->aborted = 1;
+                close_conn(wc, now);
+                continue;
+            }
         }
         deadline = ws_session_deadline(wc->session);
         if (deadline && deadline <= now && !wc->queued) {
