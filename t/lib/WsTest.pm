@@ -58,6 +58,24 @@ our %method_is_head = (HEAD => 1);
 
 sub variants { return ('ws', 'wss') }
 
+# Run every [name, code] case on ws and on wss, each as a subtest; a case
+# that dies fails its subtest with the exception (the file plans
+# 2 x cases tests).
+sub run_cases {
+    my @cases = @_;
+    require Test::More;
+    for my $v (variants()) {
+        for my $case (@cases) {
+            my($name, $code) = @$case;
+            Test::More::subtest("$v: $name" => sub {
+                my $ok = eval { $code->($v); 1 };
+                Test::More::ok(0, 'no exception') or Test::More::diag($@) unless $ok;
+                Test::More::done_testing();
+            });
+        }
+    }
+}
+
 # Apache::Test's plan() sends Test::More's failure diagnostics to STDOUT,
 # where a non-verbose harness run hides them; call this after plan().
 sub diag_to_stderr {

@@ -179,13 +179,4 @@ my @cases = (
 plan tests => 2 * @cases;
 WsTest::diag_to_stderr();
 
-for my $v (WsTest::variants()) {
-    for my $case (@cases) {
-        my($name, $code) = @$case;
-        subtest "$v: $name" => sub {
-            my $ok = eval { $code->($v); 1 };
-            ok($ok, 'no exception') or diag($@) unless $ok;
-            done_testing();
-        };
-    }
-}
+WsTest::run_cases(@cases);
