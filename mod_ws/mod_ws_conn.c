@@ -160,7 +160,7 @@ static apr_status_t feed_brigade(ws_conn_t *wc, apr_size_t *nread,
 apr_status_t ws_conn_read(ws_conn_t *wc, apr_size_t budget)
 {
     apr_size_t nread = 0, before;
-    apr_status_t rv;
+    apr_status_t rv = APR_SUCCESS;
     int eof = 0;
     /* The core input filter alone reads the socket until it has what was
      * asked or the socket says EAGAIN: less than asked means drained, and
@@ -179,6 +179,7 @@ apr_status_t ws_conn_read(ws_conn_t *wc, apr_size_t budget)
         if (APR_STATUS_IS_EAGAIN(rv)
             || (rv == APR_SUCCESS && APR_BRIGADE_EMPTY(wc->bb_in))) {
             apr_brigade_cleanup(wc->bb_in);
+            rv = APR_SUCCESS;
             break;
         }
         before = nread;
@@ -187,45 +188,55 @@ apr_status_t ws_conn_read(ws_conn_t *wc, apr_size_t budget)
         }
         wc->input_seen = 1;
         apr_brigade_cleanup(wc->bb_in);
-        if (rv == APR_SUCCESS && !eof && plain
-            && nread - before < WS_READ_CHUNK) {
-            break;
-        }
         if (APR_STATUS_IS_EOF(rv) || eof) {
-            ws_status_traffic(0, 0, nread, 0);
-            return WS_CONN_EOF;
+            rv = WS_CONN_EOF;
         }
-        if (rv != APR_SUCCESS) {
-            ws_status_traffic(0, 0, nread, 0);
-            return rv;
+        if (rv != APR_SUCCESS || (plain && nread - before < WS_READ_CHUNK)) {
+            break;
         }
     }
     ws_status_traffic(0, 0, nread, 0);
-    return nread >= budget ? APR_INCOMPLETE : APR_SUCCESS;
+    if (rv == APR_SUCCESS && nread >= budget) {
+        rv = APR_INCOMPLETE;
+    }
+    return rv;
+}
+
+/* Hand n queued bytes to the output filters as a transient bucket (a
+ * filter that cannot write them at once sets them aside, i.e. copies), then
+ * let the session forget them. */
+static apr_status_t pass_queued(ws_conn_t *wc, const unsigned char *data,
+                                apr_size_t n, int flush)
+{
+    apr_bucket_alloc_t *ba = wc->c->bucket_alloc;
+    apr_status_t rv;
+
+    APR_BRIGADE_INSERT_TAIL(wc->bb_out, apr_bucket_transient_create(
+                                (const char *)data, n, ba));
+    if (flush) {
+        APR_BRIGADE_INSERT_TAIL(wc->bb_out, apr_bucket_flush_create(ba));
+    }
+    rv = ap_pass_brigade(wc->c->output_filters, wc->bb_out);
+    apr_brigade_cleanup(wc->bb_out);
+    if (rv == APR_SUCCESS) {
+        ws_session_consume(wc->session, n);
+        ws_status_traffic(0, 0, 0, n);
+    }
+    return rv;
 }
 
 apr_status_t ws_conn_write(ws_conn_t *wc)
 {
     const unsigned char *data;
     apr_size_t n;
-    apr_bucket *b;
     apr_status_t rv;
 
+    /* FLUSH in the same brigade, so no filter sets the data aside (a copy)
+     * before writing it (httpd-api.md §2.1). */
     while ((n = ws_session_pending(wc->session, &data)) > 0) {
-        /* FLUSH in the same brigade, so no filter sets the data aside
-         * (a copy) before writing it (httpd-api.md §2.1). */
-        b = apr_bucket_transient_create((const char *)data, n,
-                                        wc->c->bucket_alloc);
-        APR_BRIGADE_INSERT_TAIL(wc->bb_out, b);
-        b = apr_bucket_flush_create(wc->c->bucket_alloc);
-        APR_BRIGADE_INSERT_TAIL(wc->bb_out, b);
-        rv = ap_pass_brigade(wc->c->output_filters, wc->bb_out);
-        apr_brigade_cleanup(wc->bb_out);
-        if (rv != APR_SUCCESS) {
+        if ((rv = pass_queued(wc, data, n, 1)) != APR_SUCCESS) {
             return rv;
         }
-        ws_session_consume(wc->session, n);
-        ws_status_traffic(0, 0, 0, n);
     }
     return APR_SUCCESS;
 }
@@ -246,40 +257,21 @@ apr_status_t ws_conn_write_nonblocking(ws_conn_t *wc)
 {
     const unsigned char *data;
     apr_size_t n;
-    apr_bucket *b;
-    apr_status_t rv;
+    apr_status_t rv = APR_SUCCESS;
 
     if (wc->c->data_in_output_filters) {
         rv = push_pending(wc->c);
-        if (rv != APR_SUCCESS || wc->c->data_in_output_filters) {
-            return rv;
-        }
     }
-    while ((n = ws_session_pending(wc->session, &data)) > 0) {
+    while (rv == APR_SUCCESS && !wc->c->data_in_output_filters
+           && (n = ws_session_pending(wc->session, &data)) > 0) {
         /* At most FlushMaxThreshold's default per pass: above it the core
          * output filter blocks (reactor-spike.md, trap 7). */
-        if (n > WS_WRITE_CHUNK) {
-            n = WS_WRITE_CHUNK;
-        }
-        b = apr_bucket_transient_create((const char *)data, n,
-                                        wc->c->bucket_alloc);
-        APR_BRIGADE_INSERT_TAIL(wc->bb_out, b);
-        rv = ap_pass_brigade(wc->c->output_filters, wc->bb_out);
-        apr_brigade_cleanup(wc->bb_out);
+        rv = pass_queued(wc, data, n > WS_WRITE_CHUNK ? WS_WRITE_CHUNK : n, 0);
         if (rv == APR_SUCCESS) {
             rv = push_pending(wc->c);
         }
-        if (rv != APR_SUCCESS) {
-            return rv;
-        }
-        /* Whatever the core could not write it has set aside (copied). */
-        ws_session_consume(wc->session, n);
-        ws_status_traffic(0, 0, 0, n);
-        if (wc->c->data_in_output_filters) {
-            break;
-        }
     }
-    return APR_SUCCESS;
+    return rv;
 }
 
 void ws_conn_shutdown(ws_conn_t *wc)
