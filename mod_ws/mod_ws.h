@@ -20,7 +20,7 @@
 #include "httpd.h"
 
 #define WS_PROVIDER_GROUP   "websocket"
-#define WS_PROVIDER_VERSION "1"
+#define WS_PROVIDER_VERSION "2"
 
 /* Opcodes of data messages as handlers see them (RFC 6455 §5.2). */
 #define WS_MSG_TEXT   0x1
@@ -29,10 +29,19 @@
 typedef struct ws_conn_t ws_conn_t;
 
 typedef struct ws_handler_t {
-    /* Called once after the 101 went out.  *ctx is the handler's own
-     * per-connection state (allocate it from ws_conn_pool).  Returning
-     * non-APR_SUCCESS closes the connection with 1011.  May be NULL. */
-    apr_status_t (*on_open)(ws_conn_t *wc, const char *args, void **ctx);
+    /* Configuration time, once per `WebSocketHandler NAME [args]` line:
+     * check args (NULL when there are none) and make the location's
+     * handler config in *conf from p (the configuration pool).  Returns
+     * NULL, or an error message that httpd shows for that line (so
+     * `httpd -t` catches it).  May be NULL: the handler then takes no
+     * arguments, and conf is NULL. */
+    const char *(*configure)(apr_pool_t *p, const char *args, void **conf);
+
+    /* Called once after the 101 went out, with the location's conf from
+     * configure.  *ctx is the handler's own per-connection state
+     * (allocate it from ws_conn_pool).  Returning non-APR_SUCCESS closes
+     * the connection with 1011.  May be NULL. */
+    apr_status_t (*on_open)(ws_conn_t *wc, void *conf, void **ctx);
 
     /* A whole message: WS_MSG_TEXT (valid UTF-8, not NUL-terminated) or
      * WS_MSG_BINARY.  data is valid only during the call; scratch memory

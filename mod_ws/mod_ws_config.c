@@ -39,11 +39,13 @@ void *ws_config_merge_dir(apr_pool_t *p, void *basev, void *addv)
         d->handler = add->handler;
         d->handler_name = add->handler_name;
         d->handler_args = add->handler_args;
+        d->handler_conf = add->handler_conf;
     }
     else {
         d->handler = base->handler;
         d->handler_name = base->handler_name;
         d->handler_args = base->handler_args;
+        d->handler_conf = base->handler_conf;
     }
     d->handler_set = add->handler_set || base->handler_set;
     WS_MERGE(protocols);
@@ -142,6 +144,20 @@ static const char *set_handler(cmd_parms *cmd, void *dv, const char *line)
     }
     d->handler_name = name;
     d->handler_args = *line ? line : NULL;
+    d->handler_conf = NULL;
+    if (d->handler->configure) {
+        const char *err = d->handler->configure(cmd->pool, d->handler_args,
+                                                &d->handler_conf);
+
+        if (err) {
+            return apr_psprintf(cmd->pool, "WebSocketHandler %s: %s", name,
+                                err);
+        }
+    }
+    else if (d->handler_args) {
+        return apr_psprintf(cmd->pool, "WebSocketHandler %s takes no "
+                            "arguments", name);
+    }
     d->handler_set = 1;
     ws_config_handlers_used = 1;
     return NULL;

@@ -19,6 +19,7 @@ typedef struct {
     const ws_handler_t *handler;     /* NULL: not a WebSocket location */
     const char *handler_name;
     const char *handler_args;
+    void *handler_conf;              /* from the handler's configure */
     apr_array_header_t *protocols;   /* const char *, server's preference */
     apr_array_header_t *origins;     /* const char *, for WS_ORIGIN_LIST */
     ws_origin_mode_e origin_mode;

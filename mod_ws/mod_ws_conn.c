@@ -108,7 +108,7 @@ void ws_conn_open(ws_conn_t *wc)
                   wc->r->uri, wc->dcfg->handler_name);
     ws_status_opened(wc->on_reactor);
     if (wc->handler->on_open) {
-        rv = wc->handler->on_open(wc, wc->dcfg->handler_args,
+        rv = wc->handler->on_open(wc, wc->dcfg->handler_conf,
                                   &wc->handler_ctx);
     }
     apr_pool_clear(wc->scratch);

@@ -11,4 +11,4 @@ static void echo_message(ws_conn_t *wc, void *ctx, int type,
     ws_conn_send(wc, type, data, len);
 }
 
-const ws_handler_t ws_echo_handler = { NULL, echo_message, NULL };
+const ws_handler_t ws_echo_handler = { NULL, NULL, echo_message, NULL };

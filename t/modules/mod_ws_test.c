@@ -58,7 +58,7 @@ static void slow_message(ws_conn_t *wc, void *ctx, int type,
     ws_conn_job_run(job, slow_work, slow_done, j);
 }
 
-static const ws_handler_t slow_handler = { NULL, slow_message, NULL };
+static const ws_handler_t slow_handler = { NULL, NULL, slow_message, NULL };
 
 static void register_hooks(apr_pool_t *p)
 {
