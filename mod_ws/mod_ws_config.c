@@ -21,6 +21,8 @@ void *ws_config_create_dir(apr_pool_t *p, char *dir)
     d->idle_timeout = WS_DEFAULT_IDLE_TIMEOUT;
     d->ping_interval = WS_DEFAULT_PING_INTERVAL;
     d->origin_mode = WS_ORIGIN_SAME;
+    d->send_queue_limit = WS_DEFAULT_SEND_QUEUE_LIMIT;
+    d->channel_echo = 1;
     return d;
 }
 
@@ -53,6 +55,12 @@ void *ws_config_merge_dir(apr_pool_t *p, void *basev, void *addv)
     WS_MERGE(idle_timeout);
     WS_MERGE(ping_interval);
     WS_MERGE(driver);
+    WS_MERGE(send_queue_limit);
+    WS_MERGE(user);
+    WS_MERGE(channels);
+    WS_MERGE(channel_allow);
+    WS_MERGE(channel_echo);
+    WS_MERGE(channel_control);
     if (add->origin_set) {
         d->origin_mode = add->origin_mode;
         d->origins = add->origins;
@@ -279,6 +287,85 @@ static const char *set_driver(cmd_parms *cmd, void *dv, const char *a)
     return NULL;
 }
 
+static const char *set_send_queue_limit(cmd_parms *cmd, void *dv,
+                                        const char *a)
+{
+    ws_dir_conf_t *d = dv;
+
+    d->send_queue_limit_set = 1;
+    return parse_size(cmd, a, &d->send_queue_limit);
+}
+
+/* An ap_expr string: "chat", "room-%{REMOTE_USER}". */
+static const char *parse_expr(cmd_parms *cmd, const char *arg,
+                              ap_expr_info_t **out)
+{
+    const char *err = NULL;
+
+    *out = ap_expr_parse_cmd(cmd, arg, AP_EXPR_FLAG_STRING_RESULT, &err,
+                             NULL);
+    if (err) {
+        return apr_psprintf(cmd->pool, "%s: cannot parse '%s': %s",
+                            cmd->cmd->name, arg, err);
+    }
+    return NULL;
+}
+
+static const char *set_user(cmd_parms *cmd, void *dv, const char *a)
+{
+    ws_dir_conf_t *d = dv;
+
+    d->user_set = 1;
+    return parse_expr(cmd, a, &d->user);
+}
+
+static const char *set_channel(cmd_parms *cmd, void *dv, const char *a)
+{
+    ws_dir_conf_t *d = dv;
+    ap_expr_info_t *e;
+    const char *err;
+
+    if (!d->channels_set) {
+        d->channels = apr_array_make(cmd->pool, 2, sizeof(e));
+        d->channels_set = 1;
+    }
+    if ((err = parse_expr(cmd, a, &e))) {
+        return err;
+    }
+    APR_ARRAY_PUSH(d->channels, ap_expr_info_t *) = e;
+    return NULL;
+}
+
+static const char *set_channel_allow(cmd_parms *cmd, void *dv, const char *a)
+{
+    ws_dir_conf_t *d = dv;
+
+    if (!d->channel_allow_set) {
+        d->channel_allow = apr_array_make(cmd->pool, 2, sizeof(a));
+        d->channel_allow_set = 1;
+    }
+    APR_ARRAY_PUSH(d->channel_allow, const char *) = a;
+    return NULL;
+}
+
+static const char *set_channel_echo(cmd_parms *cmd, void *dv, int on)
+{
+    ws_dir_conf_t *d = dv;
+
+    d->channel_echo = on;
+    d->channel_echo_set = 1;
+    return NULL;
+}
+
+static const char *set_channel_control(cmd_parms *cmd, void *dv, int on)
+{
+    ws_dir_conf_t *d = dv;
+
+    d->channel_control = on;
+    d->channel_control_set = 1;
+    return NULL;
+}
+
 static const char *set_shutdown_timeout(cmd_parms *cmd, void *dv,
                                         const char *a)
 {
@@ -313,6 +400,23 @@ const command_rec ws_config_cmds[] = {
     AP_INIT_TAKE1("WebSocketDriver", set_driver, NULL, ACCESS_CONF,
                   "auto (default: a per-child reactor on the event MPM) or "
                   "thread (a worker thread per WebSocket)"),
+    AP_INIT_TAKE1("WebSocketSendQueueLimit", set_send_queue_limit, NULL,
+                  ACCESS_CONF, "bytes of published messages a slow peer may "
+                  "have waiting before it is dropped (1008)"),
+    AP_INIT_TAKE1("WebSocketUser", set_user, NULL, ACCESS_CONF,
+                  "expression naming the connection's user (default "
+                  "%{REMOTE_USER}); it joins channel user:<name>"),
+    AP_INIT_ITERATE("WebSocketChannel", set_channel, NULL, ACCESS_CONF,
+                    "channels (names or expressions) the channel handler "
+                    "joins and publishes to"),
+    AP_INIT_ITERATE("WebSocketChannelAllow", set_channel_allow, NULL,
+                    ACCESS_CONF, "channels (wildcards) that control "
+                    "messages may subscribe and publish to"),
+    AP_INIT_FLAG("WebSocketChannelEcho", set_channel_echo, NULL, ACCESS_CONF,
+                 "on (default): a sender gets its own channel messages"),
+    AP_INIT_FLAG("WebSocketChannelControl", set_channel_control, NULL,
+                 ACCESS_CONF, "on: JSON control messages and a hello "
+                 "message with the connection's id"),
     AP_INIT_TAKE1("WebSocketShutdownTimeout", set_shutdown_timeout, NULL,
                   RSRC_CONF, "seconds WebSockets get to close on graceful "
                   "restart or stop"),

@@ -4,6 +4,8 @@
 
 #include "mod_ws_private.h"
 
+#include "ap_expr.h"
+
 typedef enum {
     WS_ORIGIN_SAME = 0,   /* Origin must be the request's own (default) */
     WS_ORIGIN_ANY,        /* any Origin */
@@ -27,6 +29,12 @@ typedef struct {
     apr_interval_time_t idle_timeout;
     apr_interval_time_t ping_interval;
     ws_driver_e driver;
+    apr_size_t send_queue_limit;     /* deliveries over it: dropped */
+    ap_expr_info_t *user;            /* NULL: r->user */
+    apr_array_header_t *channels;    /* ap_expr_info_t *: channel's own */
+    apr_array_header_t *channel_allow; /* const char *: fnmatch patterns */
+    int channel_echo;                /* sender gets its own messages */
+    int channel_control;             /* JSON control messages, hello */
     unsigned int handler_set:1;
     unsigned int driver_set:1;
     unsigned int protocols_set:1;
@@ -34,6 +42,12 @@ typedef struct {
     unsigned int max_message_set:1;
     unsigned int idle_timeout_set:1;
     unsigned int ping_interval_set:1;
+    unsigned int send_queue_limit_set:1;
+    unsigned int user_set:1;
+    unsigned int channels_set:1;
+    unsigned int channel_allow_set:1;
+    unsigned int channel_echo_set:1;
+    unsigned int channel_control_set:1;
 } ws_dir_conf_t;
 
 typedef struct {
@@ -45,6 +59,7 @@ typedef struct {
 #define WS_DEFAULT_IDLE_TIMEOUT     apr_time_from_sec(120)
 #define WS_DEFAULT_PING_INTERVAL    apr_time_from_sec(30)
 #define WS_DEFAULT_SHUTDOWN_TIMEOUT apr_time_from_sec(5)
+#define WS_DEFAULT_SEND_QUEUE_LIMIT (8 * 1024 * 1024)
 
 extern const command_rec ws_config_cmds[];
 
