@@ -32,13 +32,14 @@ static void ws_child_init(apr_pool_t *pchild, server_rec *s)
                      WSLOGNO(00031) "cannot start the job threads; handlers "
                      "run their blocking work on the connection's thread");
     }
+    /* Before the hub thread, which counts its link there. */
+    ws_status_child_init();
     rv = ws_hub_child_init(pchild, s);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_ERR, rv, s,
                      WSLOGNO(00032) "cannot start the hub thread; channel "
                      "messages reach only subscribers in the same child");
     }
-    ws_status_child_init();
     ws_reactor_child_init(pchild, s);
 }
 

@@ -18,6 +18,7 @@
  * connection.
  */
 #include "mod_ws_hub.h"
+#include "mod_ws_status.h"
 
 #include "apr_atomic.h"
 #include "apr_hash.h"
@@ -168,15 +169,21 @@ static void deliver_local(const char *name, apr_size_t len, ws_msg_t *m,
 {
     ws_chan_t *ch;
     ws_sub_t *sub;
+    apr_size_t n = 0;
 
+    if (!hub.mutex) {
+        return;
+    }
     apr_thread_mutex_lock(hub.mutex);
     ch = apr_hash_get(hub.channels, name, (apr_ssize_t)len);
     for (sub = ch ? ch->subs : NULL; sub; sub = sub->cnext) {
         if (sub->wc->serial != exclude) {
             inbox_push(sub->wc, m);
+            ++n;
         }
     }
     apr_thread_mutex_unlock(hub.mutex);
+    ws_status_channel(0, n, 0);
 }
 
 apr_status_t ws_hub_subscribe(ws_conn_t *wc, const char *name)
@@ -187,6 +194,9 @@ apr_status_t ws_hub_subscribe(ws_conn_t *wc, const char *name)
 
     if (!ws_channel_name_ok(name, len)) {
         return APR_EINVAL;
+    }
+    if (!hub.mutex) {
+        return APR_EINIT;
     }
     apr_thread_mutex_lock(hub.mutex);
     for (sub = wc->subs; sub; sub = sub->wnext) {
@@ -255,6 +265,9 @@ void ws_hub_unsubscribe(ws_conn_t *wc, const char *name)
     apr_size_t len = strlen(name);
     ws_sub_t **pp, *sub;
 
+    if (!hub.mutex) {
+        return;
+    }
     apr_thread_mutex_lock(hub.mutex);
     for (pp = &wc->subs; (sub = *pp); pp = &sub->wnext) {
         if (sub->ch->len == len && !memcmp(sub->ch->name, name, len)) {
@@ -323,6 +336,7 @@ apr_status_t ws_hub_drain(ws_conn_t *wc)
         apr_thread_mutex_lock(hub.mutex);
         wc->overflow = 1;
         apr_thread_mutex_unlock(hub.mutex);
+        ws_status_channel(0, 0, 1);
         return APR_ENOSPC;
     }
     return APR_SUCCESS;
@@ -468,6 +482,7 @@ apr_status_t ws_hub_publish(const char *name, int type, const void *data,
     if (!hub.mutex) {
         return APR_EINIT;
     }
+    ws_status_channel(1, 0, 0);
     apr_thread_mutex_lock(hub.out_mutex);
     if (hub.connected) {
         first = hub.out.len == hub.out.off;
@@ -572,6 +587,7 @@ static void hub_lost(int fd, hub_buf_t *w)
     hub_buf_t t;
 
     close(fd);
+    ws_status_hub_link(0);
     apr_thread_mutex_lock(hub.out_mutex);
     hub.connected = 0;
     hub.lost_seq = hub.next_seq;
@@ -614,6 +630,7 @@ static void *APR_THREAD_FUNC hub_main(apr_thread_t *self, void *data)
             apr_thread_mutex_lock(hub.out_mutex);
             hub.connected = 1;
             apr_thread_mutex_unlock(hub.out_mutex);
+            ws_status_hub_link(1);
             ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, hub.server,
                          WSLOGNO(00106) "hub: connected");
         }
