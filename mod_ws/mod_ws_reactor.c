@@ -96,14 +96,22 @@ void ws_reactor_suspend_connection(conn_rec *c, request_rec *r)
 
 void ws_reactor_post(ws_conn_t *wc)
 {
+    int wake;
+
     apr_thread_mutex_lock(reactor.mutex);
+    /* One wake-up per batch: the reactor takes the whole list at once, and
+     * a fan-out to a thousand subscribers must not be a thousand writes
+     * to the wake-up pipe. */
+    wake = reactor.posted == NULL;
     if (!wc->posted) {
         wc->posted = 1;
         wc->pnext = reactor.posted;
         reactor.posted = wc;
     }
     apr_thread_mutex_unlock(reactor.mutex);
-    apr_pollset_wakeup(reactor.pollset);
+    if (wake) {
+        apr_pollset_wakeup(reactor.pollset);
+    }
 }
 
 void ws_reactor_stop(void)
