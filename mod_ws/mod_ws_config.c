@@ -87,6 +87,7 @@ void *ws_config_merge_server(apr_pool_t *p, void *basev, void *addv)
     ws_server_conf_t *d = apr_pcalloc(p, sizeof(*d));
 
     WS_MERGE(shutdown_timeout);
+    WS_MERGE(max_connections);
     return d;
 }
 
@@ -380,6 +381,28 @@ static const char *set_shutdown_timeout(cmd_parms *cmd, void *dv,
     return parse_secs(cmd, a, 0, &sc->shutdown_timeout);
 }
 
+static const char *set_max_connections(cmd_parms *cmd, void *dv,
+                                       const char *a)
+{
+    ws_server_conf_t *sc = ap_get_module_config(cmd->server->module_config,
+                                                &ws_module);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    char *end;
+    apr_int64_t v;
+
+    if (err) {
+        return err;
+    }
+    v = apr_strtoi64(a, &end, 10);
+    if (*end || v < 0 || v > 100000000) {
+        return apr_psprintf(cmd->pool, "WebSocketMaxConnections: '%s' is "
+                            "not a number of connections (0: no limit)", a);
+    }
+    sc->max_connections = (long)v;
+    sc->max_connections_set = 1;
+    return NULL;
+}
+
 const command_rec ws_config_cmds[] = {
     AP_INIT_RAW_ARGS("WebSocketHandler", set_handler, NULL, ACCESS_CONF,
                      "the handler that serves WebSockets here, and its "
@@ -417,6 +440,9 @@ const command_rec ws_config_cmds[] = {
     AP_INIT_FLAG("WebSocketChannelControl", set_channel_control, NULL,
                  ACCESS_CONF, "on: JSON control messages and a hello "
                  "message with the connection's id"),
+    AP_INIT_TAKE1("WebSocketMaxConnections", set_max_connections, NULL,
+                  RSRC_CONF, "the most WebSockets open at once in the whole "
+                  "server; beyond it handshakes get 503 (0: no limit)"),
     AP_INIT_TAKE1("WebSocketShutdownTimeout", set_shutdown_timeout, NULL,
                   RSRC_CONF, "seconds WebSockets get to close on graceful "
                   "restart or stop"),

@@ -52,7 +52,9 @@ typedef struct {
 
 typedef struct {
     apr_interval_time_t shutdown_timeout;
+    long max_connections;            /* 0: no limit */
     unsigned int shutdown_timeout_set:1;
+    unsigned int max_connections_set:1;
 } ws_server_conf_t;
 
 #define WS_DEFAULT_MAX_MESSAGE      (16 * 1024 * 1024)

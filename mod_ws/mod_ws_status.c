@@ -163,6 +163,23 @@ void ws_status_refused(ws_status_refusal_e why)
     }
 }
 
+long ws_status_open_now(void)
+{
+    long n = 0;
+    int i;
+
+    if (!status.slots) {
+        return -1;
+    }
+    for (i = 0; i < status.nslots; ++i) {
+        /* A child that died without closing its sockets counts no more. */
+        if (slot_alive(&status.slots[i])) {
+            n += (long)apr_atomic_read32(&status.slots[i].open);
+        }
+    }
+    return n;
+}
+
 void ws_status_hub_link(int up)
 {
     if (status.mine) {
