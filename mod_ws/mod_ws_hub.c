@@ -27,6 +27,7 @@
 #include "apr_thread_mutex.h"
 #include "apr_thread_proc.h"
 
+#include "ws_hubwire.h"
 #include "ws_utf8.h"
 
 #include <errno.h>
@@ -64,12 +65,6 @@ struct ws_inbox_t {
     ws_inbox_t *next;
 };
 
-/* A growable byte buffer with a read offset. */
-typedef struct {
-    char *p;
-    size_t off, len, cap;
-} hub_buf_t;
-
 /* One per child, made in child_init. */
 static struct {
     apr_thread_mutex_t *mutex;      /* channels, subscriptions, inboxes */
@@ -77,7 +72,7 @@ static struct {
 
     apr_thread_mutex_t *out_mutex;  /* out, connected, the sequence */
     apr_thread_cond_t *acked;
-    hub_buf_t out;                  /* frames for the hub */
+    ws_hubbuf_t out;                  /* frames for the hub */
     int connected;
     apr_uint64_t next_seq;          /* last number given */
     apr_uint64_t acked_seq;         /* the hub sent it back */
@@ -344,112 +339,20 @@ apr_status_t ws_hub_drain(ws_conn_t *wc)
 
 /* ---- frames ---- */
 
-static void put32(char *p, apr_uint32_t v)
-{
-    p[0] = (char)(v >> 24);
-    p[1] = (char)(v >> 16);
-    p[2] = (char)(v >> 8);
-    p[3] = (char)v;
-}
-
-static apr_uint32_t get32(const char *p)
-{
-    const unsigned char *u = (const unsigned char *)p;
-
-    return ((apr_uint32_t)u[0] << 24) | ((apr_uint32_t)u[1] << 16)
-           | ((apr_uint32_t)u[2] << 8) | u[3];
-}
-
-static int buf_reserve(hub_buf_t *b, size_t more)
-{
-    size_t need, n;
-    char *p;
-
-    if (b->off && b->off == b->len) {
-        b->off = b->len = 0;
-    }
-    need = b->len + more;
-    if (need <= b->cap) {
-        return 0;
-    }
-    if (b->off) {
-        memmove(b->p, b->p + b->off, b->len - b->off);
-        b->len -= b->off;
-        b->off = 0;
-        if (b->len + more <= b->cap) {
-            return 0;
-        }
-        need = b->len + more;
-    }
-    for (n = b->cap ? b->cap : 4096; n < need; n *= 2) {
-    }
-    p = realloc(b->p, n);
-    if (!p) {
-        return -1;
-    }
-    b->p = p;
-    b->cap = n;
-    return 0;
-}
-
-/* Under out_mutex. */
-static int frame_append(hub_buf_t *b, const char *ch, apr_size_t chlen,
-                        int type, apr_uint32_t exclude, apr_uint64_t seq,
-                        const void *data, apr_size_t len)
-{
-    size_t flen = WS_HUB_HEADER + chlen + len;
-    char *f;
-
-    if (b->len - b->off + flen > WS_HUB_BUFFER_MAX || buf_reserve(b, flen)) {
-        return -1;
-    }
-    f = b->p + b->len;
-    put32(f, (apr_uint32_t)(flen - 4));
-    f[4] = WS_HUB_PUBLISH;
-    f[5] = (char)type;
-    f[6] = 0;
-    f[7] = 0;
-    put32(f + 8, exclude);
-    put32(f + 12, (apr_uint32_t)(seq >> 32));
-    put32(f + 16, (apr_uint32_t)seq);
-    f[20] = (char)(chlen >> 8);
-    f[21] = (char)chlen;
-    memcpy(f + WS_HUB_HEADER, ch, chlen);
-    if (len) {
-        memcpy(f + WS_HUB_HEADER + chlen, data, len);
-    }
-    b->len += flen;
-    return 0;
-}
-
 /* Deliver one whole frame here (`local`: one of ours that never reached
- * the hub); *seq gets its number and *yours whether this child published
- * it.  -1 on a malformed frame. */
-static int frame_deliver(const char *f, size_t flen, int local,
-                         apr_uint64_t *seq, int *yours)
+ * the hub). */
+static void frame_deliver(const ws_hubframe_t *f, int local)
 {
-    apr_size_t chlen;
-    ws_msg_t *m;
+    ws_msg_t *m = ws_msg_create((int)f->type, f->data, f->len);
 
-    if (flen < WS_HUB_HEADER || f[4] != WS_HUB_PUBLISH) {
-        return -1;
-    }
-    chlen = ((apr_size_t)(unsigned char)f[20] << 8) | (unsigned char)f[21];
-    if (WS_HUB_HEADER + chlen > flen) {
-        return -1;
-    }
-    *yours = (f[6] & WS_HUB_YOURS) != 0;
-    *seq = ((apr_uint64_t)get32(f + 12) << 32) | get32(f + 16);
-    m = ws_msg_create(f[5], f + WS_HUB_HEADER + chlen,
-                      flen - WS_HUB_HEADER - chlen);
     if (m) {
         /* The sender to leave out is a connection of the publishing
          * child; elsewhere its serial means nothing. */
-        deliver_local(f + WS_HUB_HEADER, chlen, m,
-                      (*yours || local) ? get32(f + 8) : 0);
+        deliver_local(f->channel, f->channel_len, m,
+                      ((f->flags & WS_HUBWIRE_YOURS) || local) ? f->exclude
+                                                               : 0);
         ws_msg_unref(m);
     }
-    return 0;
 }
 
 /* ---- publishing ---- */
@@ -485,9 +388,18 @@ apr_status_t ws_hub_publish(const char *name, int type, const void *data,
     ws_status_channel(1, 0, 0);
     apr_thread_mutex_lock(hub.out_mutex);
     if (hub.connected) {
+        ws_hubframe_t f;
+
+        f.type = (unsigned)type;
+        f.flags = 0;
+        f.exclude = ex;
+        f.seq = hub.next_seq + 1;
+        f.channel = name;
+        f.channel_len = chlen;
+        f.data = data;
+        f.len = len;
         first = hub.out.len == hub.out.off;
-        if (frame_append(&hub.out, name, chlen, type, ex, hub.next_seq + 1,
-                         data, len) == 0) {
+        if (ws_hubframe_append(&hub.out, &f, WS_HUB_BUFFER_MAX) == 0) {
             queued = 1;
             if (seq) {
                 *seq = hub.next_seq + 1;
@@ -562,29 +474,26 @@ static int hub_connect(void)
 }
 
 /* Deliver here the frames of b that end past its first `sent` bytes. */
-static void deliver_unsent(const hub_buf_t *b, size_t sent)
+static void deliver_unsent(const ws_hubbuf_t *b, size_t sent)
 {
-    size_t off = 0, flen;
-    apr_uint64_t seq;
-    int yours;
+    ws_hubframe_t f;
+    apr_ssize_t flen;
+    size_t off = 0;
 
-    while (b->len - off >= 4) {
-        flen = 4 + (size_t)get32(b->p + off);
-        if (b->len - off < flen) {
-            break;
+    while ((flen = ws_hubframe_parse(b->p + off, b->len - off,
+                                     WS_HUB_BUFFER_MAX, &f)) > 0) {
+        if (off + (size_t)flen > sent) {
+            frame_deliver(&f, 1);
         }
-        if (off + flen > sent) {
-            frame_deliver(b->p + off, flen, 1, &seq, &yours);
-        }
-        off += flen;
+        off += (size_t)flen;
     }
 }
 
 /* The link broke: frames the hub never got in whole go to this child's
  * subscribers; the ones it got and did not send back are lost. */
-static void hub_lost(int fd, hub_buf_t *w)
+static void hub_lost(int fd, ws_hubbuf_t *w)
 {
-    hub_buf_t t;
+    ws_hubbuf_t t;
 
     close(fd);
     ws_status_hub_link(0);
@@ -603,7 +512,7 @@ static void hub_lost(int fd, hub_buf_t *w)
 
 static void *APR_THREAD_FUNC hub_main(apr_thread_t *self, void *data)
 {
-    hub_buf_t r = { NULL, 0, 0, 0 }, w = { NULL, 0, 0, 0 };
+    ws_hubbuf_t r = { NULL, 0, 0, 0 }, w = { NULL, 0, 0, 0 };
     struct pollfd pfd[2];
     char drain[256];
     int fd = -1, lost_logged = 0;
@@ -636,7 +545,7 @@ static void *APR_THREAD_FUNC hub_main(apr_thread_t *self, void *data)
         }
         /* Take what publishers queued. */
         if (w.off == w.len) {
-            hub_buf_t t;
+            ws_hubbuf_t t;
 
             apr_thread_mutex_lock(hub.out_mutex);
             t = hub.out;
@@ -675,12 +584,11 @@ static void *APR_THREAD_FUNC hub_main(apr_thread_t *self, void *data)
         }
         if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) {
             for (;;) {
+                ws_hubframe_t f;
+                apr_ssize_t flen;
                 ssize_t n;
-                size_t flen;
-                apr_uint64_t seq;
-                int yours;
 
-                if (buf_reserve(&r, WS_HUB_READ_CHUNK)) {
+                if (ws_hubbuf_reserve(&r, WS_HUB_READ_CHUNK)) {
                     goto broken;
                 }
                 n = recv(fd, r.p + r.len, WS_HUB_READ_CHUNK, MSG_DONTWAIT);
@@ -697,26 +605,21 @@ static void *APR_THREAD_FUNC hub_main(apr_thread_t *self, void *data)
                     break;
                 }
                 r.len += (size_t)n;
-                while (r.len - r.off >= 4) {
-                    flen = 4 + (size_t)get32(r.p + r.off);
-                    if (flen > WS_HUB_BUFFER_MAX) {
-                        goto broken;
-                    }
-                    if (r.len - r.off < flen) {
-                        break;
-                    }
-                    if (frame_deliver(r.p + r.off, flen, 0, &seq, &yours)) {
-                        goto broken;
-                    }
-                    r.off += flen;
-                    if (yours) {
+                while ((flen = ws_hubframe_parse(r.p + r.off, r.len - r.off,
+                                                 WS_HUB_BUFFER_MAX, &f)) > 0) {
+                    frame_deliver(&f, 0);
+                    r.off += (size_t)flen;
+                    if (f.flags & WS_HUBWIRE_YOURS) {
                         apr_thread_mutex_lock(hub.out_mutex);
-                        if (seq > hub.acked_seq) {
-                            hub.acked_seq = seq;
+                        if (f.seq > hub.acked_seq) {
+                            hub.acked_seq = f.seq;
                         }
                         apr_thread_cond_broadcast(hub.acked);
                         apr_thread_mutex_unlock(hub.out_mutex);
                     }
+                }
+                if (flen < 0) {
+                    goto broken;
                 }
                 if (n < WS_HUB_READ_CHUNK) {
                     break;
@@ -735,8 +638,8 @@ broken:
     if (fd >= 0) {
         close(fd);
     }
-    free(r.p);
-    free(w.p);
+    ws_hubbuf_free(&r);
+    ws_hubbuf_free(&w);
     return NULL;
 }
 

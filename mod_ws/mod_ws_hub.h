@@ -70,19 +70,7 @@ void ws_hub_unsubscribe_all(ws_conn_t *wc);
  * (the caller drops it). */
 apr_status_t ws_hub_drain(ws_conn_t *wc);
 
-/* Hub process <-> child: frames on a Unix stream socket.
- *   u32 length of the rest (network order)
- *   u8  kind (WS_HUB_PUBLISH)
- *   u8  message type (WS_MSG_TEXT / WS_MSG_BINARY)
- *   u8  flags: WS_HUB_YOURS on the copy the hub sends back to the
- *       publishing child
- *   u8  0
- *   u32 the publishing connection's serial, to exclude (0: none)
- *   u64 the publishing child's sequence number
- *   u16 channel length, then the channel, then the payload */
-#define WS_HUB_HEADER 22           /* all but the channel and payload */
-#define WS_HUB_PUBLISH 1
-#define WS_HUB_YOURS   0x01
+/* The frames between the hub and the children are ws_hubwire.h's. */
 /* Hub process: frames buffered for one child past this drop that child
  * (it reconnects); a child's own queue to the hub likewise. */
 #define WS_HUB_BUFFER_MAX (64 * 1024 * 1024)

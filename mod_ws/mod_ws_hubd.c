@@ -15,6 +15,7 @@
  * is gone.
  */
 #include "mod_ws_hub.h"
+#include "ws_hubwire.h"
 
 #include "ap_listen.h"
 #include "ap_mpm.h"
@@ -48,53 +49,23 @@ static struct {
 
 typedef struct {
     int fd;
-    char *rbuf, *wbuf;
-    size_t rlen, rcap;
-    size_t woff, wlen, wcap;
+    ws_hubbuf_t r, w;
 } hubd_client_t;
 
 #define HUBD_READ_CHUNK (64 * 1024)
-
-static int buf_reserve(char **buf, size_t *cap, size_t need)
-{
-    size_t n = *cap ? *cap : 4096;
-    char *p;
-
-    if (need <= *cap) {
-        return 0;
-    }
-    while (n < need) {
-        n *= 2;
-    }
-    p = realloc(*buf, n);
-    if (!p) {
-        return -1;
-    }
-    *buf = p;
-    *cap = n;
-    return 0;
-}
 
 /* Queue one frame for a client; -1 when it has more waiting than the
  * bound allows (it is then dropped). */
 static int client_queue(hubd_client_t *cl, const char *frame, size_t len,
                         int yours)
 {
-    if (cl->woff == cl->wlen) {
-        cl->woff = cl->wlen = 0;
-    }
-    else if (cl->woff > cl->wcap / 2) {
-        memmove(cl->wbuf, cl->wbuf + cl->woff, cl->wlen - cl->woff);
-        cl->wlen -= cl->woff;
-        cl->woff = 0;
-    }
-    if (cl->wlen - cl->woff + len > WS_HUB_BUFFER_MAX
-        || buf_reserve(&cl->wbuf, &cl->wcap, cl->wlen + len) != 0) {
+    if (cl->w.len - cl->w.off + len > WS_HUB_BUFFER_MAX
+        || ws_hubbuf_reserve(&cl->w, len)) {
         return -1;
     }
-    memcpy(cl->wbuf + cl->wlen, frame, len);
-    cl->wbuf[cl->wlen + 6] = (char)(yours ? WS_HUB_YOURS : 0);
-    cl->wlen += len;
+    memcpy(cl->w.p + cl->w.len, frame, len);
+    ws_hubframe_set_flags(cl->w.p + cl->w.len, yours ? WS_HUBWIRE_YOURS : 0);
+    cl->w.len += len;
     return 0;
 }
 
@@ -103,14 +74,14 @@ static int client_flush(hubd_client_t *cl)
 {
     ssize_t n;
 
-    while (cl->woff < cl->wlen) {
-        n = send(cl->fd, cl->wbuf + cl->woff, cl->wlen - cl->woff,
+    while (cl->w.off < cl->w.len) {
+        n = send(cl->fd, cl->w.p + cl->w.off, cl->w.len - cl->w.off,
                  MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n < 0) {
             return (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
                    ? 0 : -1;
         }
-        cl->woff += (size_t)n;
+        cl->w.off += (size_t)n;
     }
     return 0;
 }
@@ -118,18 +89,9 @@ static int client_flush(hubd_client_t *cl)
 static void client_free(hubd_client_t *cl)
 {
     close(cl->fd);
-    free(cl->rbuf);
-    free(cl->wbuf);
-    memset(cl, 0, sizeof(*cl));
+    ws_hubbuf_free(&cl->r);
+    ws_hubbuf_free(&cl->w);
     cl->fd = -1;
-}
-
-static apr_uint32_t get32(const char *p)
-{
-    const unsigned char *u = (const unsigned char *)p;
-
-    return ((apr_uint32_t)u[0] << 24) | ((apr_uint32_t)u[1] << 16)
-           | ((apr_uint32_t)u[2] << 8) | u[3];
 }
 
 /* Read what client i sent and pass each whole frame to every client.
@@ -137,15 +99,16 @@ static apr_uint32_t get32(const char *p)
 static int client_read(hubd_client_t *cls, int n, int i)
 {
     hubd_client_t *cl = &cls[i];
-    size_t off = 0, flen;
+    ws_hubframe_t f;
+    apr_ssize_t flen;
     ssize_t got;
     int j;
 
     for (;;) {
-        if (buf_reserve(&cl->rbuf, &cl->rcap, cl->rlen + HUBD_READ_CHUNK)) {
+        if (ws_hubbuf_reserve(&cl->r, HUBD_READ_CHUNK)) {
             return -1;
         }
-        got = recv(cl->fd, cl->rbuf + cl->rlen, HUBD_READ_CHUNK,
+        got = recv(cl->fd, cl->r.p + cl->r.len, HUBD_READ_CHUNK,
                    MSG_DONTWAIT);
         if (got == 0) {
             return -1;
@@ -159,36 +122,29 @@ static int client_read(hubd_client_t *cls, int n, int i)
             }
             return -1;
         }
-        cl->rlen += (size_t)got;
+        cl->r.len += (size_t)got;
         if (got < HUBD_READ_CHUNK) {
             break;
         }
     }
-    while (cl->rlen - off >= 4) {
-        flen = 4 + (size_t)get32(cl->rbuf + off);
-        if (flen < WS_HUB_HEADER || flen > WS_HUB_BUFFER_MAX
-            || cl->rbuf[off + 4] != WS_HUB_PUBLISH) {
-            return -1;
-        }
-        if (cl->rlen - off < flen) {
-            break;
-        }
+    while ((flen = ws_hubframe_parse(cl->r.p + cl->r.off,
+                                     cl->r.len - cl->r.off,
+                                     WS_HUB_BUFFER_MAX, &f)) > 0) {
         for (j = 0; j < n; ++j) {
             if (cls[j].fd >= 0
-                && client_queue(&cls[j], cl->rbuf + off, flen, j == i)) {
+                && client_queue(&cls[j], cl->r.p + cl->r.off, (size_t)flen,
+                                j == i)) {
                 /* Too far behind: it loses its connection, not the others
                  * their messages; it reconnects. */
                 client_free(&cls[j]);
             }
         }
-        off += flen;
         if (cl->fd < 0) {
             return -1;
         }
+        cl->r.off += (size_t)flen;
     }
-    memmove(cl->rbuf, cl->rbuf + off, cl->rlen - off);
-    cl->rlen -= off;
-    return 0;
+    return flen < 0 ? -1 : 0;
 }
 
 static int listen_on(const char *path)
@@ -270,7 +226,7 @@ static void hubd_main(server_rec *s, apr_pool_t *p)
         for (i = 0; i < ncl; ++i) {
             pfds[np].fd = cls[i].fd;
             pfds[np].events = POLLIN
-                              | (cls[i].woff < cls[i].wlen ? POLLOUT : 0);
+                              | (cls[i].w.off < cls[i].w.len ? POLLOUT : 0);
             pfds[np].revents = 0;
             ++np;
         }
