@@ -9,6 +9,7 @@
 #include "ap_provider.h"
 #include "apr_lib.h"
 #include "apr_strings.h"
+#include "apr_uri.h"
 
 
 int ws_config_handlers_used;
@@ -88,6 +89,11 @@ void *ws_config_merge_server(apr_pool_t *p, void *basev, void *addv)
 
     WS_MERGE(shutdown_timeout);
     WS_MERGE(max_connections);
+    d->broker_host = add->broker_set ? add->broker_host : base->broker_host;
+    d->broker_port = add->broker_set ? add->broker_port : base->broker_port;
+    d->broker_prefix = add->broker_set ? add->broker_prefix
+                                       : base->broker_prefix;
+    d->broker_set = add->broker_set || base->broker_set;
     return d;
 }
 
@@ -403,6 +409,39 @@ static const char *set_max_connections(cmd_parms *cmd, void *dv,
     return NULL;
 }
 
+/* WebSocketBroker local | redis://host[:port][/prefix] */
+static const char *set_broker(cmd_parms *cmd, void *dv, const char *a)
+{
+    ws_server_conf_t *sc = ap_get_module_config(cmd->server->module_config,
+                                                &ws_module);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    apr_uri_t u;
+
+    if (err) {
+        return err;
+    }
+    sc->broker_set = 1;
+    if (!strcasecmp(a, "local")) {
+        sc->broker_host = NULL;
+        return NULL;
+    }
+    if (apr_uri_parse(cmd->pool, a, &u) != APR_SUCCESS || !u.scheme
+        || strcasecmp(u.scheme, "redis") || !u.hostname || !*u.hostname
+        || u.query || u.user) {
+        return apr_psprintf(cmd->pool, "WebSocketBroker: '%s' is neither "
+                            "local nor redis://host[:port][/prefix]", a);
+    }
+    sc->broker_host = u.hostname;
+    sc->broker_port = u.port_str ? (int)u.port : 6379;
+    sc->broker_prefix = (u.path && u.path[0] == '/' && u.path[1])
+                        ? u.path + 1 : "mod_ws";
+    if (sc->broker_port <= 0 || strpbrk(sc->broker_prefix, " /\r\n")) {
+        return apr_psprintf(cmd->pool, "WebSocketBroker: '%s': bad port or "
+                            "prefix", a);
+    }
+    return NULL;
+}
+
 const command_rec ws_config_cmds[] = {
     AP_INIT_RAW_ARGS("WebSocketHandler", set_handler, NULL, ACCESS_CONF,
                      "the handler that serves WebSockets here, and its "
@@ -443,6 +482,9 @@ const command_rec ws_config_cmds[] = {
     AP_INIT_TAKE1("WebSocketMaxConnections", set_max_connections, NULL,
                   RSRC_CONF, "the most WebSockets open at once in the whole "
                   "server; beyond it handshakes get 503 (0: no limit)"),
+    AP_INIT_TAKE1("WebSocketBroker", set_broker, NULL, RSRC_CONF,
+                  "local (default) or redis://host[:port][/prefix]: how "
+                  "channel messages reach other servers"),
     AP_INIT_TAKE1("WebSocketShutdownTimeout", set_shutdown_timeout, NULL,
                   RSRC_CONF, "seconds WebSockets get to close on graceful "
                   "restart or stop"),

@@ -53,8 +53,12 @@ typedef struct {
 typedef struct {
     apr_interval_time_t shutdown_timeout;
     long max_connections;            /* 0: no limit */
+    const char *broker_host;         /* NULL: WebSocketBroker local */
+    int broker_port;
+    const char *broker_prefix;       /* the Redis channel */
     unsigned int shutdown_timeout_set:1;
     unsigned int max_connections_set:1;
+    unsigned int broker_set:1;
 } ws_server_conf_t;
 
 #define WS_DEFAULT_MAX_MESSAGE      (16 * 1024 * 1024)

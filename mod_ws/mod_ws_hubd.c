@@ -14,6 +14,8 @@
  * WS_HUB_BUFFER_MAX) is dropped; it reconnects.  It exits when the parent
  * is gone.
  */
+#include "mod_ws_broker.h"
+#include "mod_ws_config.h"
 #include "mod_ws_hub.h"
 #include "ws_hubwire.h"
 
@@ -51,6 +53,13 @@ typedef struct {
     int fd;
     ws_hubbuf_t r, w;
 } hubd_client_t;
+
+/* The hub's own state, on its stack: it is its own process. */
+typedef struct {
+    hubd_client_t *cls;
+    int ncl, cap;
+    ws_broker_t *broker;            /* NULL: WebSocketBroker local */
+} hubd_loop_t;
 
 #define HUBD_READ_CHUNK (64 * 1024)
 
@@ -94,15 +103,36 @@ static void client_free(hubd_client_t *cl)
     cl->fd = -1;
 }
 
-/* Read what client i sent and pass each whole frame to every client.
- * -1: client i is gone or broke the format. */
-static int client_read(hubd_client_t *cls, int n, int i)
+/* One frame to every child (`from` gets it flagged as its own; -1: none). */
+static void broadcast(hubd_loop_t *lp, const char *frame, size_t len,
+                      int from)
 {
-    hubd_client_t *cl = &cls[i];
+    int j;
+
+    for (j = 0; j < lp->ncl; ++j) {
+        if (lp->cls[j].fd >= 0
+            && client_queue(&lp->cls[j], frame, len, j == from)) {
+            /* Too far behind: it loses its connection, not the others
+             * their messages; it reconnects. */
+            client_free(&lp->cls[j]);
+        }
+    }
+}
+
+/* Another server's message, through the broker. */
+static void from_broker(void *baton, const char *frame, apr_size_t len)
+{
+    broadcast(baton, frame, len, -1);
+}
+
+/* Read what client i sent and pass each whole frame to every client (and
+ * to the other servers).  -1: client i is gone or broke the format. */
+static int client_read(hubd_loop_t *lp, int i)
+{
+    hubd_client_t *cl = &lp->cls[i];
     ws_hubframe_t f;
     apr_ssize_t flen;
     ssize_t got;
-    int j;
 
     for (;;) {
         if (ws_hubbuf_reserve(&cl->r, HUBD_READ_CHUNK)) {
@@ -130,15 +160,10 @@ static int client_read(hubd_client_t *cls, int n, int i)
     while ((flen = ws_hubframe_parse(cl->r.p + cl->r.off,
                                      cl->r.len - cl->r.off,
                                      WS_HUB_BUFFER_MAX, &f)) > 0) {
-        for (j = 0; j < n; ++j) {
-            if (cls[j].fd >= 0
-                && client_queue(&cls[j], cl->r.p + cl->r.off, (size_t)flen,
-                                j == i)) {
-                /* Too far behind: it loses its connection, not the others
-                 * their messages; it reconnects. */
-                client_free(&cls[j]);
-            }
+        if (lp->broker) {
+            ws_broker_publish(lp->broker, cl->r.p + cl->r.off, (size_t)flen);
         }
+        broadcast(lp, cl->r.p + cl->r.off, (size_t)flen, i);
         if (cl->fd < 0) {
             return -1;
         }
@@ -181,11 +206,14 @@ static int listen_on(const char *path)
 
 static void hubd_main(server_rec *s, apr_pool_t *p)
 {
+    const ws_server_conf_t *sc = ws_config_server(s);
     pid_t parent = getppid();
-    hubd_client_t *cls = NULL;
+    hubd_loop_t lp;
+    hubd_client_t *cls;
     struct pollfd *pfds = NULL;
-    int ncl = 0, cap = 0, i, fd, lfd;
+    int i, fd, lfd;
 
+    memset(&lp, 0, sizeof(lp));
     apr_signal(SIGTERM, SIG_DFL);
     apr_signal(SIGHUP, SIG_DFL);
     apr_signal(SIGINT, SIG_DFL);
@@ -209,64 +237,78 @@ static void hubd_main(server_rec *s, apr_pool_t *p)
     ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s,
                  WSLOGNO(00102) "hub: pid %" APR_PID_T_FMT " listening on %s",
                  getpid(), ws_hub_socket_path);
+    if (sc->broker_host) {
+        lp.broker = ws_broker_create(sc->broker_host, sc->broker_port,
+                                     sc->broker_prefix, s, from_broker, &lp);
+    }
 
     for (;;) {
-        int np = 1, m;
+        int np = 1, nb = 0, m;
 
-        if (ncl + 1 > cap) {
-            cap = cap ? cap * 2 : 64;
-            cls = realloc(cls, sizeof(*cls) * (size_t)cap);
-            pfds = realloc(pfds, sizeof(*pfds) * (size_t)(cap + 1));
-            if (!cls || !pfds) {
+        if (lp.ncl + 1 > lp.cap) {
+            lp.cap = lp.cap ? lp.cap * 2 : 64;
+            lp.cls = realloc(lp.cls, sizeof(*lp.cls) * (size_t)lp.cap);
+            pfds = realloc(pfds, sizeof(*pfds) * (size_t)(lp.cap + 3));
+            if (!lp.cls || !pfds) {
                 exit(1);
             }
         }
+        cls = lp.cls;
         pfds[0].fd = lfd;
         pfds[0].events = POLLIN;
-        for (i = 0; i < ncl; ++i) {
+        pfds[0].revents = 0;
+        for (i = 0; i < lp.ncl; ++i) {
             pfds[np].fd = cls[i].fd;
             pfds[np].events = POLLIN
                               | (cls[i].w.off < cls[i].w.len ? POLLOUT : 0);
             pfds[np].revents = 0;
             ++np;
         }
-        m = poll(pfds, (nfds_t)np, 1000);
+        if (lp.broker) {
+            nb = ws_broker_pollfds(lp.broker, pfds + np);
+        }
+        m = poll(pfds, (nfds_t)(np + nb), 1000);
         if (getppid() != parent) {
             exit(0);
         }
-        if (m <= 0) {
-            continue;
+        if (m < 0) {
+            m = 0;
+            memset(pfds, 0, sizeof(*pfds) * (size_t)(np + nb));
         }
-        for (i = 0; i < ncl; ++i) {
+        for (i = 0; m > 0 && i < lp.ncl; ++i) {
             short ev = pfds[i + 1].revents;
 
             if (cls[i].fd >= 0 && (ev & (POLLIN | POLLHUP | POLLERR))
-                && client_read(cls, ncl, i)) {
+                && client_read(&lp, i)) {
                 if (cls[i].fd >= 0) {
                     client_free(&cls[i]);
                 }
             }
         }
+        if (lp.broker) {
+            /* Also when poll timed out: reconnecting is due then. */
+            ws_broker_handle(lp.broker, pfds + np, nb);
+        }
         /* Every frame just passed on goes out now where it can. */
-        for (i = 0; i < ncl; ++i) {
+        for (i = 0; i < lp.ncl; ++i) {
             if (cls[i].fd >= 0 && client_flush(&cls[i])) {
                 client_free(&cls[i]);
             }
         }
-        for (i = 0; i < ncl;) {
+        for (i = 0; i < lp.ncl;) {
             if (cls[i].fd < 0) {
-                cls[i] = cls[--ncl];
+                cls[i] = cls[--lp.ncl];
             }
             else {
                 ++i;
             }
         }
         if (pfds[0].revents & POLLIN) {
-            while (ncl < cap
+            while (lp.ncl < lp.cap
                    && (fd = accept4(lfd, NULL, NULL,
                                     SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
-                memset(&cls[ncl], 0, sizeof(cls[ncl]));
-                cls[ncl++].fd = fd;
+                memset(&cls[lp.ncl], 0, sizeof(cls[lp.ncl]));
+                cls[lp.ncl++].fd = fd;
             }
         }
     }

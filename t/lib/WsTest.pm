@@ -332,12 +332,14 @@ sub open_socket {
     my($class, $variant, %o) = @_;
     $variant ||= 'ws';
     my $timeout = $o{timeout} || $DEFAULT_TIMEOUT;
+    # port: another server's (a private httpd a test started)
+    my $port = $o{port} || port($variant);
     my $sock = IO::Socket::INET->new(
         PeerAddr => '127.0.0.1',
-        PeerPort => port($variant),
+        PeerPort => $port,
         Proto    => 'tcp',
         Timeout  => $timeout,
-    ) or croak "connect to 127.0.0.1:" . port($variant) . " failed: $!";
+    ) or croak "connect to 127.0.0.1:$port failed: $!";
     setsockopt($sock, IPPROTO_TCP, TCP_NODELAY, 1);
     my $tls = 0;
     if (is_tls($variant)) {
