@@ -181,6 +181,18 @@ sub collect {
     return \@got;
 }
 
+# Until connection i has $want->[i] messages (at most $timeout), then
+# $quiet seconds more for anything extra: [[frames of conn 0], ...]
+sub collect_expect {
+    my($conns, $want, $timeout, $quiet) = @_;
+    my @got = map { [] } @$conns;
+    my $on = sub { push @{ $got[$_[0]] }, $_[1] };
+    pump($conns, $timeout, $on,
+         sub { !grep { @{ $got[$_] } < $want->[$_] } 0 .. $#$conns });
+    pump($conns, defined $quiet ? $quiet : 0.3, $on);
+    return \@got;
+}
+
 # payloads, for is_deeply
 sub payloads { return [map { $_->{payload} } @{ $_[0] }] }
 
