@@ -355,21 +355,19 @@ static const char *set_channel_allow(cmd_parms *cmd, void *dv, const char *a)
     return NULL;
 }
 
-static const char *set_channel_echo(cmd_parms *cmd, void *dv, int on)
+/* WebSocketChannelEcho and WebSocketChannelControl (cmd->info says which). */
+static const char *set_channel_flag(cmd_parms *cmd, void *dv, int on)
 {
     ws_dir_conf_t *d = dv;
 
-    d->channel_echo = on;
-    d->channel_echo_set = 1;
-    return NULL;
-}
-
-static const char *set_channel_control(cmd_parms *cmd, void *dv, int on)
-{
-    ws_dir_conf_t *d = dv;
-
-    d->channel_control = on;
-    d->channel_control_set = 1;
+    if (cmd->info) {
+        d->channel_control = on;
+        d->channel_control_set = 1;
+    }
+    else {
+        d->channel_echo = on;
+        d->channel_echo_set = 1;
+    }
     return NULL;
 }
 
@@ -474,9 +472,9 @@ const command_rec ws_config_cmds[] = {
     AP_INIT_ITERATE("WebSocketChannelAllow", set_channel_allow, NULL,
                     ACCESS_CONF, "channels (wildcards) that control "
                     "messages may subscribe and publish to"),
-    AP_INIT_FLAG("WebSocketChannelEcho", set_channel_echo, NULL, ACCESS_CONF,
+    AP_INIT_FLAG("WebSocketChannelEcho", set_channel_flag, NULL, ACCESS_CONF,
                  "on (default): a sender gets its own channel messages"),
-    AP_INIT_FLAG("WebSocketChannelControl", set_channel_control, NULL,
+    AP_INIT_FLAG("WebSocketChannelControl", set_channel_flag, (void *)1,
                  ACCESS_CONF, "on: JSON control messages and a hello "
                  "message with the connection's id"),
     AP_INIT_TAKE1("WebSocketMaxConnections", set_max_connections, NULL,

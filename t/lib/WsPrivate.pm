@@ -4,7 +4,7 @@ package WsPrivate;
 # run as the test user from a minimal configuration written under t/logs,
 # on a free port.  The suite's own server is not touched.
 #
-#   my $srv = WsPrivate->new('maxconn', mpm => $text, body => $text);
+#   my $srv = WsPrivate->new('maxconn', body => $text);   # mpm => $text too
 #   my($pid, $out, $rc) = $srv->start;      # $pid 0: it did not come up
 #   $srv->handshake_status('/echo');         # 101, 503, ...
 #   $srv->stop;                              # true when every process is gone
@@ -101,7 +101,22 @@ sub run_cmd {
     return $?;
 }
 
-# A server in t/logs/NAME.PID/TAG with the MPM section and body given.
+# A small event MPM sized for WebSockets on the reactor: two children.
+our $DEFAULT_MPM = <<'EOT';
+<IfModule mpm_event_module>
+    StartServers           2
+    ServerLimit            2
+    ThreadsPerChild        10
+    MaxRequestWorkers      20
+    MinSpareThreads        5
+    MaxSpareThreads        20
+    AsyncRequestWorkerFactor 100
+    MaxConnectionsPerChild 0
+</IfModule>
+EOT
+
+# A server in t/logs/NAME.PID/TAG with the MPM section (default
+# $DEFAULT_MPM) and body given.
 sub new {
     my($class, $name, %a) = @_;
     my $dir = WsTest::t_logs() . "/$name.$$/" . ($a{tag} // 'server');
@@ -126,7 +141,7 @@ DocumentRoot "$dir"
     LoadModule authz_core_module "$mods/mod_authz_core.so"
 </IfModule>
 LoadModule ws_module "$so"
-@{[ $a{mpm} // '' ]}
+@{[ $a{mpm} // $DEFAULT_MPM ]}
 @{[ $a{body} // '' ]}
 EOT
     $self->{conf} = "$dir/httpd.conf";

@@ -92,20 +92,7 @@ WebSocketBroker redis://127.0.0.1:$rport/modws-test-$$
     SetHandler websocket-publish
 </Location>
 EOT
-my $mpm = <<'EOT';
-<IfModule mpm_event_module>
-    StartServers 2
-    ServerLimit 2
-    ThreadsPerChild 10
-    MaxRequestWorkers 20
-    MinSpareThreads 5
-    MaxSpareThreads 20
-    AsyncRequestWorkerFactor 100
-    MaxConnectionsPerChild 0
-</IfModule>
-EOT
-my %srv = map { $_ => WsPrivate->new('broker', tag => $_, mpm => $mpm,
-                                     body => $body) } qw(A B);
+my %srv = map { $_ => WsPrivate->new('broker', tag => $_, body => $body) } qw(A B);
 my $up = 1;
 for my $n (qw(A B)) {
     my($pid, $out, $rc) = $srv{$n}->start;

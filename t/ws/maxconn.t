@@ -20,19 +20,6 @@ my $MAX = 3;
 my $DRIVER = ($ENV{MOD_WS_DRIVER} // '') eq 'thread'
     ? 'WebSocketDriver thread' : '';
 
-my $MPM = <<'EOT';
-<IfModule mpm_event_module>
-    StartServers           2
-    ServerLimit            2
-    ThreadsPerChild        10
-    MaxRequestWorkers      20
-    MinSpareThreads        5
-    MaxSpareThreads        20
-    AsyncRequestWorkerFactor 100
-    MaxConnectionsPerChild 0
-</IfModule>
-EOT
-
 my $BODY = <<"EOT";
 LogLevel warn ws:info
 WebSocketMaxConnections $MAX
@@ -47,7 +34,7 @@ if (my $why = WsPrivate::unusable()) {
 }
 plan tests => 8;
 
-my $srv = WsPrivate->new('maxconn', mpm => $MPM, body => $BODY);
+my $srv = WsPrivate->new('maxconn', body => $BODY);
 my($pid, $out, $rc) = $srv->start;
 ok($pid, 'private httpd started') or diag("exit $rc: $out\n" . $srv->error_log);
 
