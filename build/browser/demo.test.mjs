@@ -12,6 +12,7 @@ import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import fs from 'node:fs';
 import path from 'node:path';
+import { execFileSync } from 'node:child_process';
 
 const env = (name) => {
   const v = process.env[name];
@@ -175,6 +176,107 @@ for (const scheme of ['http', 'https']) {
       await page.locator('#close').click();
       await waitText(page.locator('#close-code'), /^1000$/, 'close code');
       assert.deepEqual(pageErrors, [], 'no script errors on the page');
+    });
+  });
+}
+
+// The chat on the demo page: two pages (two sockets on the channel "chat",
+// in whichever children httpd gives them); a line typed in one shows in
+// both, a POST to /publish/chat (curl, as the README says; node's fetch
+// when there is no curl) shows in both, a POST to /publish/conn:ID only in
+// the page whose id that is.
+const chatState = (page) => page.evaluate(() => JSON.parse(JSON.stringify(window.chatState)));
+
+function publish(base, channel, body) {
+  const url = new URL(`publish/${channel}`, base).toString();
+  try {
+    const out = execFileSync('curl', ['-sS', '--max-time', '10', '-d', body, url], { encoding: 'utf8' });
+    return Promise.resolve(JSON.parse(out));
+  } catch (e) {
+    if (e.code !== 'ENOENT') throw e;
+  }
+  return fetch(url, { method: 'POST', body }).then((r) => r.json());
+}
+
+for (const scheme of ['http', 'https']) {
+  describe(`the chat over ${scheme}://`, { timeout: 90000 }, () => {
+    const url = env(scheme === 'http' ? 'WS_HTTP_URL' : 'WS_HTTPS_URL');
+    // the endpoint is Require local; plain http is enough from here
+    const publishBase = env('WS_HTTP_URL');
+    const pages = [];
+    const pageErrors = [];
+
+    before(async () => {
+      for (let i = 0; i < 2; i++) {
+        const page = await context.newPage();
+        page.on('pageerror', (e) => pageErrors.push(String(e)));
+        const resp = await page.goto(url);
+        assert.equal(resp.status(), 200);
+        pages.push(page);
+      }
+    });
+    after(async () => {
+      for (const page of pages) await page.close();
+    });
+
+    test('each page shows its own socket id from the hello', async () => {
+      const ids = [];
+      for (const page of pages) {
+        await waitText(page.locator('#chat-state'), /^1 OPEN$/, 'chat state badge');
+        const id = await waitText(page.locator('#chat-id'), /^\d+-\d+$/, 'chat id');
+        await waitText(page.locator('#chat-log li.notice .body').first(), new RegExp(`^you are ${id}$`),
+          'hello line');
+        const st = await chatState(page);
+        assert.equal(st.id, id);
+        assert.deepEqual(st.channels, ['chat']);
+        assert.equal(st.hello.event, 'hello');
+        assert.match(await page.locator('#chat-curl').innerText(),
+          /^curl -d 'hello' https?:\/\/localhost:\d+\/publish\/chat$/);
+        ids.push(id);
+      }
+      assert.notEqual(ids[0], ids[1], 'two sockets, two ids');
+    });
+
+    test('a line typed in one page appears in both', async () => {
+      const text = `hi from page one over ${scheme} ✓`;
+      await pages[0].locator('#chat-input').fill(text);
+      await pages[0].locator('#chat-send').click();
+      for (const page of pages) {
+        await waitText(page.locator('#chat-log li.received .body').last(), new RegExp(`^${text}$`),
+          'chat line');
+      }
+      const [a, b] = [await chatState(pages[0]), await chatState(pages[1])];
+      assert.deepEqual(a.messages.map((m) => [m.text, m.own]), [[text, true]], 'page one: its own line, once');
+      assert.deepEqual(b.messages.map((m) => [m.text, m.own]), [[text, false]], 'page two: the line, once');
+    });
+
+    test('a POST to /publish/chat appears in both pages', async () => {
+      const text = `posted over http while the pages use ${scheme}`;
+      const answer = await publish(publishBase, 'chat', text);
+      assert.deepEqual(answer, { channel: 'chat', type: 'text', bytes: Buffer.byteLength(text) });
+      for (const page of pages) {
+        await waitText(page.locator('#chat-log li.received .body').last(), new RegExp(`^${text}$`),
+          'posted line');
+        const st = await chatState(page);
+        assert.equal(st.messages.filter((m) => m.text === text).length, 1);
+      }
+    });
+
+    test('a POST to /publish/conn:ID appears in that page only', async () => {
+      const id = (await chatState(pages[1])).id;
+      const text = `only for ${id}`;
+      const answer = await publish(publishBase, `conn:${id}`, text);
+      assert.equal(answer.channel, `conn:${id}`);
+      await waitText(pages[1].locator('#chat-log li.received .body').last(), new RegExp(`^${text}$`),
+        'line for page two');
+      // a second line to everybody: page one must get it and not the first
+      await publish(publishBase, 'chat', 'to all again');
+      await waitText(pages[0].locator('#chat-log li.received .body').last(), /^to all again$/,
+        'line for everybody');
+      const st = await chatState(pages[0]);
+      assert.equal(st.messages.filter((m) => m.text === text).length, 0, 'page one never got it');
+      await pages[0].screenshot({ path: path.join(OUT, `chat-${scheme}.png`), fullPage: true });
+      assert.deepEqual(pageErrors, [], 'no script errors on the pages');
     });
   });
 }
