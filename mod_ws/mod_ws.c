@@ -10,6 +10,7 @@
 
 #include "mod_ws_config.h"
 #include "mod_ws_conn.h"
+#include "mod_ws_curl.h"
 #include "mod_ws_hub.h"
 #include "mod_ws_publish.h"
 #include "mod_ws_status.h"
@@ -17,6 +18,7 @@
 
 extern const ws_handler_t ws_echo_handler;
 extern const ws_handler_t ws_channel_handler;
+extern const ws_handler_t ws_forward_handler;
 
 static void ws_child_init(apr_pool_t *pchild, server_rec *s)
 {
@@ -40,6 +42,12 @@ static void ws_child_init(apr_pool_t *pchild, server_rec *s)
                      WSLOGNO(00032) "cannot start the hub thread; channel "
                      "messages reach only subscribers in the same child");
     }
+    rv = ws_curl_child_init(pchild, s);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s,
+                     WSLOGNO(00033) "cannot start the HTTP client thread; "
+                     "forward locations answer every message with an error");
+    }
     ws_reactor_child_init(pchild, s);
 }
 
@@ -47,6 +55,7 @@ static int ws_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
                          apr_pool_t *ptemp)
 {
     ws_config_handlers_used = 0;
+    ws_curl_used = 0;
     return OK;
 }
 
@@ -66,6 +75,7 @@ static void ws_child_stopping(apr_pool_t *pchild, int graceful)
 {
     ws_conn_registry_stop();
     ws_reactor_stop();
+    ws_curl_stop();
 }
 
 static void ws_register_hooks(apr_pool_t *p)
@@ -74,6 +84,8 @@ static void ws_register_hooks(apr_pool_t *p)
                          &ws_echo_handler);
     ap_register_provider(p, WS_PROVIDER_GROUP, "channel", WS_PROVIDER_VERSION,
                          &ws_channel_handler);
+    ap_register_provider(p, WS_PROVIDER_GROUP, "forward", WS_PROVIDER_VERSION,
+                         &ws_forward_handler);
     /* First, so that an upgrade to a WebSocket location wins over the
      * location's content handler (PHP, CGI, files); everything else is
      * declined and served as before. */

@@ -84,6 +84,18 @@ apr_status_t ws_conn_job_create(ws_conn_t *wc, ws_job_t **job,
 void ws_conn_job_run(ws_job_t *job, ws_work_fn work, ws_done_fn done,
                      void *baton);
 
+/* An asynchronous job: work that something else does (an event loop of
+ * the handler's own, e.g. an HTTP client) rather than a job thread.  When
+ * the job's turn comes, `start` runs on the connection's owner thread and
+ * hands the work over without blocking; whoever does it calls
+ * ws_job_complete (any thread, once) with the result, and `done` runs on
+ * the owner as for ws_conn_job_run.  Order and lifetime rules are the
+ * same: the connection outlives the job. */
+typedef void (*ws_start_fn)(ws_job_t *job, void *baton);
+void ws_conn_job_run_async(ws_job_t *job, ws_start_fn start, ws_done_fn done,
+                           void *baton);
+void ws_job_complete(ws_job_t *job, void *result);
+
 request_rec *ws_conn_request(ws_conn_t *wc);   /* lives as long as the socket */
 apr_pool_t *ws_conn_pool(ws_conn_t *wc);        /* likewise */
 apr_pool_t *ws_conn_scratch_pool(ws_conn_t *wc); /* cleared after each event */

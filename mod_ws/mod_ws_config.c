@@ -24,6 +24,8 @@ void *ws_config_create_dir(apr_pool_t *p, char *dir)
     d->origin_mode = WS_ORIGIN_SAME;
     d->send_queue_limit = WS_DEFAULT_SEND_QUEUE_LIMIT;
     d->channel_echo = 1;
+    d->forward_timeout = WS_DEFAULT_FORWARD_TIMEOUT;
+    d->forward_max_answer = WS_DEFAULT_FORWARD_MAX_ANSWER;
     return d;
 }
 
@@ -62,6 +64,9 @@ void *ws_config_merge_dir(apr_pool_t *p, void *basev, void *addv)
     WS_MERGE(channel_allow);
     WS_MERGE(channel_echo);
     WS_MERGE(channel_control);
+    WS_MERGE(forward_events);
+    WS_MERGE(forward_timeout);
+    WS_MERGE(forward_max_answer);
     if (add->origin_set) {
         d->origin_mode = add->origin_mode;
         d->origins = add->origins;
@@ -355,6 +360,46 @@ static const char *set_channel_allow(cmd_parms *cmd, void *dv, const char *a)
     return NULL;
 }
 
+static const char *set_forward_events(cmd_parms *cmd, void *dv,
+                                      const char *a)
+{
+    ws_dir_conf_t *d = dv;
+
+    if (!d->forward_events_set) {
+        d->forward_events = 0;
+        d->forward_events_set = 1;
+    }
+    if (!strcasecmp(a, "open")) {
+        d->forward_events |= WS_FORWARD_OPEN;
+    }
+    else if (!strcasecmp(a, "close")) {
+        d->forward_events |= WS_FORWARD_CLOSE;
+    }
+    else if (strcasecmp(a, "none")) {
+        return apr_psprintf(cmd->pool, "WebSocketForwardEvents: '%s' is not "
+                            "open, close or none", a);
+    }
+    return NULL;
+}
+
+static const char *set_forward_timeout(cmd_parms *cmd, void *dv,
+                                       const char *a)
+{
+    ws_dir_conf_t *d = dv;
+
+    d->forward_timeout_set = 1;
+    return parse_secs(cmd, a, 0, &d->forward_timeout);
+}
+
+static const char *set_forward_max_answer(cmd_parms *cmd, void *dv,
+                                          const char *a)
+{
+    ws_dir_conf_t *d = dv;
+
+    d->forward_max_answer_set = 1;
+    return parse_size(cmd, a, &d->forward_max_answer);
+}
+
 /* WebSocketChannelEcho and WebSocketChannelControl (cmd->info says which). */
 static const char *set_channel_flag(cmd_parms *cmd, void *dv, int on)
 {
@@ -477,6 +522,13 @@ const command_rec ws_config_cmds[] = {
     AP_INIT_FLAG("WebSocketChannelControl", set_channel_flag, (void *)1,
                  ACCESS_CONF, "on: JSON control messages and a hello "
                  "message with the connection's id"),
+    AP_INIT_ITERATE("WebSocketForwardEvents", set_forward_events, NULL,
+                    ACCESS_CONF, "also forward these events: open, close "
+                    "(or none)"),
+    AP_INIT_TAKE1("WebSocketForwardTimeout", set_forward_timeout, NULL,
+                  ACCESS_CONF, "seconds a backend has to answer"),
+    AP_INIT_TAKE1("WebSocketForwardMaxResponse", set_forward_max_answer, NULL,
+                  ACCESS_CONF, "largest backend answer in bytes"),
     AP_INIT_TAKE1("WebSocketMaxConnections", set_max_connections, NULL,
                   RSRC_CONF, "the most WebSockets open at once in the whole "
                   "server; beyond it handshakes get 503 (0: no limit)"),

@@ -35,6 +35,9 @@ typedef struct {
     apr_array_header_t *channel_allow; /* const char *: fnmatch patterns */
     int channel_echo;                /* sender gets its own messages */
     int channel_control;             /* JSON control messages, hello */
+    int forward_events;              /* WS_FORWARD_OPEN | WS_FORWARD_CLOSE */
+    apr_interval_time_t forward_timeout;
+    apr_size_t forward_max_answer;
     unsigned int handler_set:1;
     unsigned int driver_set:1;
     unsigned int protocols_set:1;
@@ -48,6 +51,9 @@ typedef struct {
     unsigned int channel_allow_set:1;
     unsigned int channel_echo_set:1;
     unsigned int channel_control_set:1;
+    unsigned int forward_events_set:1;
+    unsigned int forward_timeout_set:1;
+    unsigned int forward_max_answer_set:1;
 } ws_dir_conf_t;
 
 typedef struct {
@@ -66,6 +72,12 @@ typedef struct {
 #define WS_DEFAULT_PING_INTERVAL    apr_time_from_sec(30)
 #define WS_DEFAULT_SHUTDOWN_TIMEOUT apr_time_from_sec(5)
 #define WS_DEFAULT_SEND_QUEUE_LIMIT (8 * 1024 * 1024)
+#define WS_DEFAULT_FORWARD_TIMEOUT  apr_time_from_sec(10)
+#define WS_DEFAULT_FORWARD_MAX_ANSWER (1024 * 1024)
+
+/* WebSocketForwardEvents */
+#define WS_FORWARD_OPEN  0x1
+#define WS_FORWARD_CLOSE 0x2
 
 extern const command_rec ws_config_cmds[];
 
