@@ -284,6 +284,39 @@ for (const scheme of ['http', 'https']) {
 // What the server saw: each WebSocket's access-log line (written when it
 // ends).  Over https:// the page came over HTTP/2, and Chromium opened its
 // wss:// as a stream of that connection (RFC 8441, H2WebSockets on).
+for (const scheme of ['http', 'https']) {
+  describe(`forwarding to a CGI backend over ${scheme}://`, { timeout: 60000 }, () => {
+    const url = env(scheme === 'http' ? 'WS_HTTP_URL' : 'WS_HTTPS_URL');
+    let page;
+
+    before(async () => {
+      page = await context.newPage();
+      await page.goto(url);
+    });
+    after(async () => {
+      if (page) await page.close();
+    });
+
+    test('a message sent from the Forward panel comes back as the backend\'s answer', async () => {
+      await waitText(page.locator('#fwd-state'), /^1 OPEN$/, 'forward socket state');
+      const text = `through the backend ${scheme} ${Date.now()}`;
+      await page.fill('#fwd-input', text);
+      await page.click('#fwd-send');
+      const shown = await waitText(page.locator('#fwd-log li.in'), /you sent/,
+        'the backend answer');
+      assert.match(shown, new RegExp(`hello\\.cgi .*you sent “${text}”`));
+      assert.ok(shown.includes([...text].reverse().join('')), 'the answer has the text reversed');
+      const st = await page.evaluate(() => JSON.parse(JSON.stringify(window.demoForward)));
+      const a = st.answers.at(-1);
+      assert.equal(a.you_sent, text);
+      assert.equal(a.event, 'message');
+      assert.equal(a.frame, 'text');
+      assert.match(a.socket, /^\d+-\d+$/);
+      await page.screenshot({ path: path.join(OUT, `forward-${scheme}.png`) });
+    });
+  });
+}
+
 test('the server logged the WebSockets: HTTP/1.1 for ws://, HTTP/2 for wss://', async () => {
   const log = env('WS_ACCESS_LOG');
   const deadline = Date.now() + WAIT;
