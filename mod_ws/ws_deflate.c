@@ -547,11 +547,11 @@ int ws_deflate_rx_finish(ws_deflate_t *d, unsigned char *out,
                                 sizeof(tail) - d->rx_tail_used, &used,
                                 out + *produced, outcap - *produced, &got,
                                 Z_BLOCK);
+        d->rx_tail_used += used;
+        *produced += got;
         if (rc != WS_DEFLATE_OK) {
             return rc;
         }
-        d->rx_tail_used += used;
-        *produced += got;
         if (d->rx_ended) {
             /* The tail completed a final block: not what a sender makes. */
             return WS_DEFLATE_BAD;

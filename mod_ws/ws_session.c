@@ -580,11 +580,13 @@ static int ws_session_inflate(ws_session_t *s, const unsigned char *in,
             return -1;
         }
         rc = ws_deflate_rx(s->zd, in, n, &used, dst, room, &got);
-        if (rc != WS_DEFLATE_OK) {
-            return ws_session_zfail(s, rc);
-        }
+        /* What came out before an error is judged first, so the verdict
+         * does not depend on how the input was split. */
         if (ws_session_zgot(s, dst, &probe, got) != 0) {
             return -1;
+        }
+        if (rc != WS_DEFLATE_OK) {
+            return ws_session_zfail(s, rc);
         }
         in += used;
         n -= used;
@@ -611,11 +613,11 @@ static int ws_session_inflate_finish(ws_session_t *s)
                 return -1;
             }
             rc = ws_deflate_rx_finish(s->zd, dst, room, &got);
-            if (rc < 0) {
-                return ws_session_zfail(s, rc);
-            }
             if (ws_session_zgot(s, dst, &probe, got) != 0) {
                 return -1;
+            }
+            if (rc < 0) {
+                return ws_session_zfail(s, rc);
             }
         } while (rc != WS_DEFLATE_DONE);
     }
