@@ -35,6 +35,8 @@ typedef struct {
     apr_array_header_t *channel_allow; /* const char *: fnmatch patterns */
     int channel_echo;                /* sender gets its own messages */
     int channel_control;             /* JSON control messages, hello */
+    int deflate;                     /* WebSocketDeflate: permessage-deflate */
+    int deflate_takeover;            /* WebSocketDeflateContextTakeover */
     unsigned int handler_set:1;
     unsigned int driver_set:1;
     unsigned int protocols_set:1;
@@ -48,6 +50,8 @@ typedef struct {
     unsigned int channel_allow_set:1;
     unsigned int channel_echo_set:1;
     unsigned int channel_control_set:1;
+    unsigned int deflate_set:1;
+    unsigned int deflate_takeover_set:1;
 } ws_dir_conf_t;
 
 typedef struct {
