@@ -356,9 +356,25 @@ int ws_deflate_tx_begin(ws_deflate_t *d, const unsigned char *in,
                         apr_size_t inlen)
 {
     if (!d->tx_live) {
+        unsigned bits = d->cfg.tx_window_bits;
+        int mem = d->cfg.mem_level;
+
+        /* Without context takeover nothing outlives the message, so a
+         * window larger than the message buys nothing: size window and
+         * hash to it, which makes zlib's set-up (and the memory while the
+         * message is compressed) small for small messages. */
+        if (d->cfg.tx_no_context_takeover) {
+            bits = WS_DEFLATE_WINDOW_BITS_MIN;
+            while (bits < d->cfg.tx_window_bits
+                   && ((apr_size_t)1 << bits) < inlen) {
+                bits++;
+            }
+            if (mem > (int)bits - 7) {
+                mem = (int)bits - 7;
+            }
+        }
         ws_deflate_zinit(d, &d->tx);
-        if (deflateInit2(&d->tx, d->cfg.level, Z_DEFLATED,
-                         -(int)d->cfg.tx_window_bits, d->cfg.mem_level,
+        if (deflateInit2(&d->tx, d->cfg.level, Z_DEFLATED, -(int)bits, mem,
                          Z_DEFAULT_STRATEGY) != Z_OK) {
             ws_deflate_tx_free(d);
             return WS_DEFLATE_NOMEM;
