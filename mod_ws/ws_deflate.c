@@ -414,7 +414,7 @@ int ws_deflate_tx(ws_deflate_t *d, unsigned char *out, apr_size_t outcap,
          * a byte boundary with an empty stored block, 00 00 ff ff. */
         flush = d->tx_left == 0 ? Z_SYNC_FLUSH : Z_NO_FLUSH;
         rc = deflate(z, flush);
-        *produced += (apr_size_t)((z->next_out - out) - (apr_ssize_t)*produced);
+        *produced = (apr_size_t)(z->next_out - out);
         if (rc == Z_STREAM_ERROR) {
             return WS_DEFLATE_NOMEM;
         }
@@ -434,6 +434,12 @@ void ws_deflate_tx_end(ws_deflate_t *d)
     if (d->cfg.tx_no_context_takeover) {
         ws_deflate_tx_free(d);
     }
+}
+
+void ws_deflate_tx_drop(ws_deflate_t *d)
+{
+    d->tx_left = 0;
+    ws_deflate_tx_free(d);
 }
 
 static int ws_deflate_rx_init(ws_deflate_t *d)

@@ -113,6 +113,11 @@ int ws_deflate_tx(ws_deflate_t *d, unsigned char *out, apr_size_t outcap,
  * compressor is freed. */
 void ws_deflate_tx_end(ws_deflate_t *d);
 
+/* A message could not be completed (no memory): free the compressor.
+ * With context takeover its window now holds bytes the peer never got,
+ * so the caller must not send compressed messages any more. */
+void ws_deflate_tx_drop(ws_deflate_t *d);
+
 /* Decompress the next piece of a received message's payload.  Takes bytes
  * from in (*consumed of them) and writes at most outcap bytes
  * (*produced).  Returns WS_DEFLATE_OK (call again while input is left;

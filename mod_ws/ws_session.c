@@ -73,6 +73,8 @@ struct ws_session_t {
     /* permessage-deflate: zd is NULL when not negotiated. */
     ws_deflate_t *zd;
     int msg_compressed;             /* the open message had RSV1 */
+    int tx_plain;                   /* a compressed send failed: send the
+                                     * rest uncompressed (§6 allows it) */
     apr_uint64_t zin;               /* its compressed bytes so far */
 
     /* Payload of the current control frame (§5.5: at most 125 bytes). */
@@ -250,12 +252,14 @@ static apr_status_t ws_session_queue_deflated(ws_session_t *s,
     }
     frame = s->out.data + s->out.start + rel;
     clen = s->out.end - s->out.start - rel - WS_FRAME_HEADER_MAX;
-    ws_deflate_tx_end(s->zd);
     if (rc != WS_DEFLATE_DONE || clen < 4
         || memcmp(frame + WS_FRAME_HEADER_MAX + clen - 4, "\0\0\xff\xff", 4)) {
         s->out.end = s->out.start + rel;      /* as if never queued */
+        ws_deflate_tx_drop(s->zd);
+        s->tx_plain = 1;
         return rv != APR_SUCCESS ? rv : APR_ENOMEM;
     }
+    ws_deflate_tx_end(s->zd);
     clen -= 4;
     if (s->cfg.is_client) {
         apr_uint64_t r = ws_session_random(s) >> 32;
@@ -837,7 +841,7 @@ apr_status_t ws_session_send(ws_session_t *s, unsigned opcode,
     }
     /* An empty message goes out as it is: zlib would have nothing to
      * flush after an earlier message, and §6 allows RSV1 clear. */
-    if (s->zd && len > 0 && len >= s->cfg.deflate_min_size) {
+    if (s->zd && !s->tx_plain && len > 0 && len >= s->cfg.deflate_min_size) {
         rv = ws_session_queue_deflated(s, opcode, data, len);
     }
     else {
