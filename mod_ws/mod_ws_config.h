@@ -34,6 +34,12 @@ typedef struct {
     unsigned int max_message_set:1;
     unsigned int idle_timeout_set:1;
     unsigned int ping_interval_set:1;
+
+    /* The dbd handler (mod_ws_dbd.c). */
+    apr_array_header_t *dbd_queries; /* const char *: labels it may run */
+    apr_interval_time_t dbd_timeout; /* longest wait for a free handle */
+    unsigned int dbd_queries_set:1;
+    unsigned int dbd_timeout_set:1;
 } ws_dir_conf_t;
 
 typedef struct {
@@ -45,6 +51,7 @@ typedef struct {
 #define WS_DEFAULT_IDLE_TIMEOUT     apr_time_from_sec(120)
 #define WS_DEFAULT_PING_INTERVAL    apr_time_from_sec(30)
 #define WS_DEFAULT_SHUTDOWN_TIMEOUT apr_time_from_sec(5)
+#define WS_DEFAULT_DBD_TIMEOUT      apr_time_from_sec(5)
 
 extern const command_rec ws_config_cmds[];
 
