@@ -248,7 +248,8 @@ static const char *param_text(apr_pool_t *p, json_t *v, const char **err)
     case JSON_STRING:
         return apr_pstrmemdup(p, json_string_value(v), json_string_length(v));
     case JSON_INTEGER:
-        return apr_psprintf(p, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        return apr_psprintf(p, "%" APR_INT64_T_FMT,
+                            (apr_int64_t)json_integer_value(v));
     case JSON_REAL:
         return apr_psprintf(p, "%.17g", json_real_value(v));
     case JSON_TRUE:
