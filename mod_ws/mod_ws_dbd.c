@@ -133,6 +133,7 @@ void ws_dbd_child_init(apr_pool_t *pchild, server_rec *s)
         ws_dbd_svr_cfg_t *svr = ap_get_module_config(sp->module_config,
                                                      dbd.dbd_module);
         ws_dbd_gate_t *g;
+        server_rec **key;
 
         if (!svr || !svr->cfg || !svr->group || !svr->cfg->persist
             || svr->cfg->nmax < 1) {
@@ -152,7 +153,8 @@ void ws_dbd_child_init(apr_pool_t *pchild, server_rec *s)
             }
             apr_hash_set(by_group, &svr->group, sizeof(svr->group), g);
         }
-        apr_hash_set(dbd.gates, &sp, sizeof(sp), g);
+        key = apr_pmemdup(pchild, &sp, sizeof(sp));
+        apr_hash_set(dbd.gates, key, sizeof(*key), g);
     }
 }
 
@@ -400,11 +402,25 @@ static const char **sqlite_names(ws_dbd_job_t *j, ap_dbd_t *rec, int ncols)
     return names;
 }
 
-/* A string for JSON, or NULL when the database gave bytes that are not
- * UTF-8 (a WebSocket text message must be UTF-8). */
-static json_t *text_value(const char *v)
+/* One value as JSON: SQL NULL is null, anything else the driver's text;
+ * NULL when that text is not UTF-8 (a WebSocket text message must be).
+ * apr_dbd_get_entry cannot tell NULL from '' on pgsql; datum_get can. */
+static json_t *value(const apr_dbd_driver_t *driver, apr_dbd_row_t *row,
+                     int col)
 {
-    return v ? json_string(v) : json_null();
+    char *text = NULL;
+    apr_status_t rv = apr_dbd_datum_get(driver, row, col,
+                                        APR_DBD_TYPE_STRING, &text);
+
+    if (rv == APR_ENOENT) {
+        return json_null();
+    }
+    if (rv != APR_SUCCESS) {
+        const char *entry = apr_dbd_get_entry(driver, row, col);
+
+        return entry ? json_string(entry) : json_null();
+    }
+    return text ? json_string(text) : json_null();
 }
 
 /* Run the statement once; fills answer, or returns the driver's code. */
@@ -436,21 +452,7 @@ static int run_statement(ws_dbd_job_t *j, ap_dbd_t *rec,
         return rv;
     }
     ncols = apr_dbd_num_cols(rec->driver, res);
-    rows = json_array();
-    while (apr_dbd_get_row(rec->driver, j->pool, res, &row, -1) == 0) {
-        json_t *r = json_array();
-
-        for (i = 0; i < ncols; ++i) {
-            json_t *v = text_value(apr_dbd_get_entry(rec->driver, row, i));
-
-            if (!v) {
-                *err = "a value is not UTF-8 text";
-                v = json_null();
-            }
-            json_array_append_new(r, v);
-        }
-        json_array_append_new(rows, r);
-    }
+    /* The names first: apr_dbd_pgsql frees the result after the last row. */
     columns = json_array();
     for (i = 0; i < ncols; ++i) {
         const char *n = apr_dbd_get_name(rec->driver, res, i);
@@ -462,6 +464,21 @@ static int run_statement(ws_dbd_job_t *j, ap_dbd_t *rec,
             n = cached[i];
         }
         json_array_append_new(columns, n ? json_string(n) : json_null());
+    }
+    rows = json_array();
+    while (apr_dbd_get_row(rec->driver, j->pool, res, &row, -1) == 0) {
+        json_t *r = json_array();
+
+        for (i = 0; i < ncols; ++i) {
+            json_t *v = value(rec->driver, row, i);
+
+            if (!v) {
+                *err = "a value is not UTF-8 text";
+                v = json_null();
+            }
+            json_array_append_new(r, v);
+        }
+        json_array_append_new(rows, r);
     }
     json_object_set_new(answer, "columns", columns);
     json_object_set_new(answer, "rows", rows);
