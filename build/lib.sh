@@ -24,6 +24,12 @@ WS_TEST_PKGS=(libapache2-mod-perl2 libprotocol-websocket-perl
     libio-socket-ssl-perl libwww-perl chromium)
 # shellcheck disable=SC2034
 WS_FUZZ_PKGS=(clang libclang-rt-14-dev)
+# The dbd handler: apr-util's SQLite driver and the sqlite3 tool (the demo
+# and the tests make their databases with it); the tests also run a private
+# PostgreSQL server (initdb, pg_ctl) through apr-util's pgsql driver.
+WS_BUILD_PKGS+=(libaprutil1-dbd-sqlite3 sqlite3)
+# shellcheck disable=SC2034
+WS_TEST_PKGS+=(libaprutil1-dbd-pgsql postgresql)
 
 # Echo the Node.js packages to install: none when node and npm are there
 # (machine images bring their own Node.js; Debian's would replace it).
