@@ -360,7 +360,7 @@ static const char **sqlite_names(ws_dbd_job_t *j, ap_dbd_t *rec, int ncols)
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
     apr_size_t len = strlen(j->sql);
-    int i;
+    int i, ok;
 
     apr_thread_mutex_lock(dbd.names_mutex);
     names = apr_hash_get(dbd.names, j->sql, APR_HASH_KEY_STRING);
@@ -375,27 +375,33 @@ static const char **sqlite_names(ws_dbd_job_t *j, ap_dbd_t *rec, int ncols)
                          "(%.*s) AS q ON 1", (int)len, j->sql);
     /* Prepared on the handle (apr_dbd_sqlite3 keeps it until the handle
      * closes), once per statement and child. */
-    if (apr_dbd_prepare(rec->driver, j->pool, rec->handle, probe, NULL, &st)
-        || apr_dbd_pselect(rec->driver, j->pool, rec->handle, &res, st, 1,
-                           j->nargs, j->args)
-        || apr_dbd_num_cols(rec->driver, res) != ncols
-        || apr_dbd_get_row(rec->driver, j->pool, res, &row, -1)) {
+    ok = !apr_dbd_prepare(rec->driver, j->pool, rec->handle, probe, NULL,
+                          &st)
+         && !apr_dbd_pselect(rec->driver, j->pool, rec->handle, &res, st, 1,
+                             j->nargs, j->args)
+         && apr_dbd_num_cols(rec->driver, res) == ncols
+         && !apr_dbd_get_row(rec->driver, j->pool, res, &row, -1);
+    if (!ok) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, j->s,
                      WSLOGNO(00154) "dbd: cannot learn the column names of "
                      "'%s' (SQLite, empty result): %s", j->label,
                      apr_dbd_error(rec->driver, rec->handle, 1));
-        return NULL;
     }
-    names = apr_pcalloc(dbd.pool, sizeof(*names) * (apr_size_t)ncols);
+    /* Remembered even when the probe failed (the names are then NULL):
+     * every probe leaves a statement on the handle, so it runs once. */
     apr_thread_mutex_lock(dbd.names_mutex);
-    for (i = 0; i < ncols; ++i) {
+    names = apr_pcalloc(dbd.pool, sizeof(*names) * (apr_size_t)ncols);
+    for (i = 0; ok && i < ncols; ++i) {
         const char *n = apr_dbd_get_name(rec->driver, res, i);
 
-        names[i] = apr_pstrdup(dbd.pool, n ? n : "?");
+        names[i] = n ? apr_pstrdup(dbd.pool, n) : NULL;
     }
     apr_hash_set(dbd.names, apr_pstrdup(dbd.pool, j->sql),
                  APR_HASH_KEY_STRING, names);
     apr_thread_mutex_unlock(dbd.names_mutex);
+    if (!ok) {
+        return names;
+    }
     /* Drain: the driver keeps the statement's state until the end. */
     while (apr_dbd_get_row(rec->driver, j->pool, res, &row, -1) == 0) {
     }
