@@ -9,7 +9,8 @@
  * (wc->jobs counts them).
  *
  * Threads: ws_conn_job_create/run and ws_conn_jobs_finish run on the owner;
- * job_main on a pool thread, touching only the job and the done list.
+ * job_main on a pool thread, and ws_job_complete on whatever thread did an
+ * asynchronous job's work, touching only the job and the done list.
  */
 #include "mod_ws_conn.h"
 
@@ -24,6 +25,7 @@ struct ws_job_t {
     ws_conn_t *wc;
     apr_pool_t *pool;          /* unmanaged: any thread may use it */
     ws_work_fn work;
+    ws_start_fn start;              /* asynchronous: hands the work over */
     ws_done_fn done;
     void *baton;
     void *result;
@@ -68,13 +70,12 @@ apr_status_t ws_conn_job_create(ws_conn_t *wc, ws_job_t **pjob,
     return APR_SUCCESS;
 }
 
-static void *APR_THREAD_FUNC job_main(apr_thread_t *thread, void *data)
+void ws_job_complete(ws_job_t *job, void *result)
 {
-    ws_job_t *job = data;
     ws_conn_t *wc = job->wc;
     ws_job_t **pp;
 
-    job->result = job->work ? job->work(job->baton) : NULL;
+    job->result = result;
     apr_thread_mutex_lock(jobs.mutex);
     for (pp = &wc->job_done; *pp; pp = &(*pp)->next) {
     }
@@ -83,12 +84,23 @@ static void *APR_THREAD_FUNC job_main(apr_thread_t *thread, void *data)
      * destroy wc, so nothing here may touch wc after the unlock. */
     ws_conn_wake(wc);
     apr_thread_mutex_unlock(jobs.mutex);
+}
+
+static void *APR_THREAD_FUNC job_main(apr_thread_t *thread, void *data)
+{
+    ws_job_t *job = data;
+
+    ws_job_complete(job, job->work ? job->work(job->baton) : NULL);
     return NULL;
 }
 
 static void start(ws_job_t *job)
 {
     job->wc->job_running = 1;
+    if (job->start) {
+        job->start(job, job->baton);
+        return;
+    }
     if (!jobs.threads
         || apr_thread_pool_push(jobs.threads, job_main, job,
                                 APR_THREAD_TASK_PRIORITY_NORMAL, NULL)
@@ -101,13 +113,14 @@ static void start(ws_job_t *job)
     }
 }
 
-void ws_conn_job_run(ws_job_t *job, ws_work_fn work, ws_done_fn done,
-                     void *baton)
+static void run(ws_job_t *job, ws_work_fn work, ws_start_fn start_fn,
+                ws_done_fn done, void *baton)
 {
     ws_conn_t *wc = job->wc;
     ws_job_t **pp;
 
     job->work = work;
+    job->start = start_fn;
     job->done = done;
     job->baton = baton;
     job->next = NULL;
@@ -118,6 +131,18 @@ void ws_conn_job_run(ws_job_t *job, ws_work_fn work, ws_done_fn done,
     for (pp = &wc->job_queue; *pp; pp = &(*pp)->next) {
     }
     *pp = job;
+}
+
+void ws_conn_job_run(ws_job_t *job, ws_work_fn work, ws_done_fn done,
+                     void *baton)
+{
+    run(job, work, NULL, done, baton);
+}
+
+void ws_conn_job_run_async(ws_job_t *job, ws_start_fn start_fn,
+                           ws_done_fn done, void *baton)
+{
+    run(job, NULL, start_fn, done, baton);
 }
 
 static void end_job(ws_job_t *job)
