@@ -464,6 +464,10 @@
       connect();
     });
     render();
+    connect();
+  });
+})();
+
 /* The database panel: its own WebSocket to /dbd.  Each Run sends
  * {"id":N,"query":LABEL,"params":[...]} and shows the answer's columns and
  * rows as a table, or its error.  window.demoState.dbd records the answers
