@@ -19,6 +19,9 @@
 
 #include <curl/curl.h>
 
+/* Backend connections a child keeps open when idle. */
+#define WS_CURL_KEEP 64L
+
 /* Set at configuration time when a location forwards (mod_ws_forward.c);
  * the client thread is started only then. */
 int ws_curl_used;
@@ -336,6 +339,10 @@ apr_status_t ws_curl_child_init(apr_pool_t *pchild, server_rec *s)
         || !(client.multi = curl_multi_init())) {
         return APR_EGENERAL;
     }
+    /* The cache's default size follows the transfers running at that
+     * moment: after a quiet spell it shrinks and closes the connections
+     * the next burst needs again. */
+    curl_multi_setopt(client.multi, CURLMOPT_MAXCONNECTS, WS_CURL_KEEP);
     rv = apr_thread_mutex_create(&client.mutex, APR_THREAD_MUTEX_DEFAULT,
                                  pchild);
     if (rv == APR_SUCCESS) {

@@ -12,7 +12,9 @@
 #     error, and the socket goes on;
 #   - while a backend hangs, an echo socket of the same child answers every
 #     round trip within 100 ms;
-#   - 10 000 messages from 10 sockets use far fewer backend connections.
+#   - 10 000 messages from 10 sockets use far fewer backend connections;
+#   - a graceful restart closes a socket whose request hangs with 1001 and
+#     the old child exits without waiting for the backend.
 # With MOD_WS_DRIVER=thread the sockets are on worker threads.
 use strict;
 use warnings FATAL => 'all';
@@ -91,7 +93,7 @@ my %extra = (
     refuse  => 'WebSocketForwardEvents open',
     welcome => "WebSocketForwardEvents open\n    WebSocketUser \"%{QUERY_STRING}\"",
 );
-my $body = "LogLevel warn ws:info\n";
+my $body = "LogLevel warn ws:info\nWebSocketShutdownTimeout 2\n";
 for my $n (sort keys %fwd) {
     $body .= "<Location /f/$n>\n    WebSocketHandler forward $fwd{$n}\n"
         . "    $DRIVER\n    " . ($extra{$n} // '') . "\n</Location>\n";
@@ -121,7 +123,7 @@ my $mpm = <<'EOT';
 </IfModule>
 EOT
 
-plan tests => 14;
+plan tests => 16;
 ok($bport, "backend listening on 127.0.0.1:$bport")
     or diag(WsPrivate::slurp("$bdir/backend.log"));
 my $srv = WsPrivate->new('forward', mpm => $mpm, body => $body);
@@ -302,6 +304,19 @@ ok($conns > 0 && $conns <= 4 * $SOCKETS,
 diag(sprintf("forward: %d messages in %.2f s (%.0f msg/s), %d backend connections",
              $total, $secs, $total / ($secs || 1), $conns));
 $_->close for @socks;
+
+# graceful restart while a backend hangs: the old child does not wait for it
+my $waiting = ws('/f/hang');
+$waiting->send_text("wait again");
+sleep 0.3;
+my @old = WsTest::child_pids($srv->pid);
+kill USR1 => $srv->pid;
+my $t1 = time;
+my($code) = $waiting->expect_close(10);
+is($code, 1001, sprintf('graceful restart: the waiting socket got 1001 after %.1f s', time - $t1));
+my @left = WsTest::wait_pids_gone(10, @old);
+ok(!@left, sprintf('the old child exited after %.1f s (WebSocketShutdownTimeout 2, '
+                   . 'backend timeout 15)', time - $t1));
 
 ok($srv->stop, 'stopped, every process gone');
 system('rm', '-rf', $bdir) if Test::More->builder->is_passing;
