@@ -25,6 +25,12 @@ WS_TEST_PKGS=(libapache2-mod-perl2 libprotocol-websocket-perl
     libio-socket-ssl-perl libwww-perl chromium redis-server)
 # shellcheck disable=SC2034
 WS_FUZZ_PKGS=(clang libclang-rt-14-dev)
+# The dbd handler: apr-util's SQLite driver and the sqlite3 tool (the demo
+# and the tests make their databases with it); the tests also run a private
+# PostgreSQL server (initdb, pg_ctl) through apr-util's pgsql driver.
+WS_BUILD_PKGS+=(libaprutil1-dbd-sqlite3 sqlite3)
+# shellcheck disable=SC2034
+WS_TEST_PKGS+=(libaprutil1-dbd-pgsql postgresql)
 
 # Echo the Node.js packages to install: none when node and npm are there
 # (machine images bring their own Node.js; Debian's would replace it).
@@ -320,6 +326,8 @@ ws_demo_prepare() {
         chown "$user:$group" "$root/run"
     fi
 
+    ws_demo_make_db "$root/run" "$user" "$group"
+
     sed -e "s|@SERVER_ROOT@|$(ws_sed_escape "$root")|g" \
         -e "s|@PORT@|$port|g" \
         -e "s|@TLS_PORT@|$tls_port|g" \
@@ -333,6 +341,21 @@ ws_demo_prepare() {
     WS_DEMO_CONF=$root/conf/httpd.conf
     WS_DEMO_PIDFILE=$root/run/httpd.pid
     export WS_DEMO_CONF WS_DEMO_PIDFILE
+}
+
+# ws_demo_make_db DIR USER GROUP: the demo's SQLite database, DIR/demo.sqlite,
+# made afresh from conf/demo/demo-db.sql, for the dbd panel of the page.
+ws_demo_make_db() {
+    local db=$1/demo.sqlite
+    command -v sqlite3 >/dev/null 2>&1 || die "sqlite3 is missing (Debian: sqlite3)"
+    rm -f "$db" "$db-journal"
+    sqlite3 "$db" ".read $WS_TOP/conf/demo/demo-db.sql" ||
+        die "sqlite3 could not make $db"
+    if ((EUID == 0)); then
+        chown "$2:$3" "$db"
+    fi
+    ws_user_can_read "$2" "$db" ||
+        say "warning: $2 cannot read $db: the page's database panel will show errors"
 }
 
 # ws_pidfile_pid PIDFILE: echo the live PID in PIDFILE, or fail.

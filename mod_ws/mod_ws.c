@@ -20,6 +20,11 @@ extern const ws_handler_t ws_echo_handler;
 extern const ws_handler_t ws_channel_handler;
 extern const ws_handler_t ws_forward_handler;
 
+/* The dbd handler (mod_ws_dbd.c). */
+extern const ws_handler_t ws_dbd_handler;
+void ws_dbd_post_config(apr_pool_t *pconf, server_rec *s);
+void ws_dbd_child_init(apr_pool_t *pchild, server_rec *s);
+
 static void ws_child_init(apr_pool_t *pchild, server_rec *s)
 {
     apr_status_t rv = ws_conn_registry_init(pchild);
@@ -49,6 +54,7 @@ static void ws_child_init(apr_pool_t *pchild, server_rec *s)
                      "forward locations answer every message with an error");
     }
     ws_reactor_child_init(pchild, s);
+    ws_dbd_child_init(pchild, s);
 }
 
 static int ws_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
@@ -65,6 +71,7 @@ static int ws_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     ws_status_post_config(pconf, s);
     ws_reactor_check_mpm(s);
     ws_hubd_post_config(pconf, s);
+    ws_dbd_post_config(pconf, s);
     return OK;
 }
 
@@ -86,6 +93,8 @@ static void ws_register_hooks(apr_pool_t *p)
                          &ws_channel_handler);
     ap_register_provider(p, WS_PROVIDER_GROUP, "forward", WS_PROVIDER_VERSION,
                          &ws_forward_handler);
+    ap_register_provider(p, WS_PROVIDER_GROUP, "dbd", WS_PROVIDER_VERSION,
+                         &ws_dbd_handler);
     /* First, so that an upgrade to a WebSocket location wins over the
      * location's content handler (PHP, CGI, files); everything else is
      * declined and served as before. */

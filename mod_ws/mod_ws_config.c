@@ -26,6 +26,7 @@ void *ws_config_create_dir(apr_pool_t *p, char *dir)
     d->channel_echo = 1;
     d->forward_timeout = WS_DEFAULT_FORWARD_TIMEOUT;
     d->forward_max_answer = WS_DEFAULT_FORWARD_MAX_ANSWER;
+    d->dbd_timeout = WS_DEFAULT_DBD_TIMEOUT;
     return d;
 }
 
@@ -78,6 +79,8 @@ void *ws_config_merge_dir(apr_pool_t *p, void *basev, void *addv)
         d->origins = base->origins;
     }
     d->origin_set = add->origin_set || base->origin_set;
+    WS_MERGE(dbd_queries);
+    WS_MERGE(dbd_timeout);
     return d;
 }
 
@@ -505,6 +508,28 @@ static const char *set_broker(cmd_parms *cmd, void *dv, const char *a)
     return NULL;
 }
 
+/* WebSocketDBDQuery label…: the DBDPrepareSQL labels the dbd handler may
+ * run here; repeated lines add to the list. */
+static const char *set_dbd_query(cmd_parms *cmd, void *dv, const char *arg)
+{
+    ws_dir_conf_t *d = dv;
+
+    if (!d->dbd_queries_set) {
+        d->dbd_queries = apr_array_make(cmd->pool, 4, sizeof(const char *));
+        d->dbd_queries_set = 1;
+    }
+    APR_ARRAY_PUSH(d->dbd_queries, const char *) = arg;
+    return NULL;
+}
+
+static const char *set_dbd_timeout(cmd_parms *cmd, void *dv, const char *a)
+{
+    ws_dir_conf_t *d = dv;
+
+    d->dbd_timeout_set = 1;
+    return parse_secs(cmd, a, 1, &d->dbd_timeout);
+}
+
 const command_rec ws_config_cmds[] = {
     AP_INIT_RAW_ARGS("WebSocketHandler", set_handler, NULL, ACCESS_CONF,
                      "the handler that serves WebSockets here, and its "
@@ -565,5 +590,10 @@ const command_rec ws_config_cmds[] = {
     AP_INIT_TAKE1("WebSocketShutdownTimeout", set_shutdown_timeout, NULL,
                   RSRC_CONF, "seconds WebSockets get to close on graceful "
                   "restart or stop"),
+    AP_INIT_ITERATE("WebSocketDBDQuery", set_dbd_query, NULL, ACCESS_CONF,
+                    "DBDPrepareSQL labels the dbd handler may run here"),
+    AP_INIT_TAKE1("WebSocketDBDTimeout", set_dbd_timeout, NULL, ACCESS_CONF,
+                  "seconds a dbd query waits for a free database handle "
+                  "before answering busy (0: no wait)"),
     { NULL }
 };

@@ -58,6 +58,12 @@ typedef struct {
     unsigned int forward_max_answer_set:1;
     unsigned int deflate_set:1;
     unsigned int deflate_takeover_set:1;
+
+    /* The dbd handler (mod_ws_dbd.c). */
+    apr_array_header_t *dbd_queries; /* const char *: labels it may run */
+    apr_interval_time_t dbd_timeout; /* longest wait for a free handle */
+    unsigned int dbd_queries_set:1;
+    unsigned int dbd_timeout_set:1;
 } ws_dir_conf_t;
 
 typedef struct {
@@ -82,6 +88,7 @@ typedef struct {
 /* WebSocketForwardEvents */
 #define WS_FORWARD_OPEN  0x1
 #define WS_FORWARD_CLOSE 0x2
+#define WS_DEFAULT_DBD_TIMEOUT      apr_time_from_sec(5)
 
 extern const command_rec ws_config_cmds[];
 

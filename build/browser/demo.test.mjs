@@ -333,3 +333,63 @@ test('the server logged the WebSockets: HTTP/1.1 for ws://, HTTP/2 for wss://', 
   assert.match(text, /"GET \/echo HTTP\/1\.1" 101 /, 'a ws:// WebSocket over HTTP/1.1');
   assert.match(text, /"GET \/echo HTTP\/2\.0" 101 /, 'a wss:// WebSocket over HTTP/2 (RFC 8441)');
 });
+
+// The database panel: runs the demo's prepared queries over its own
+// WebSocket to /dbd (WebSocketHandler dbd on the demo's SQLite file) and
+// shows the rows as a table.
+for (const scheme of ['http', 'https']) {
+  describe(`the database panel over ${scheme}://`, { timeout: 60000 }, () => {
+    const url = env(scheme === 'http' ? 'WS_HTTP_URL' : 'WS_HTTPS_URL');
+    let page;
+    const pageErrors = [];
+
+    before(async () => {
+      page = await context.newPage();
+      page.on('pageerror', (e) => pageErrors.push(String(e)));
+      await page.goto(url);
+    });
+    after(async () => {
+      if (page) await page.close();
+    });
+
+    const cells = (sel) => page.locator(`#dbd-table ${sel}`).allInnerTexts();
+
+    test('runs "planets" and shows every row', async () => {
+      await waitText(page.locator('#dbd-state'), /^1 OPEN$/, 'dbd state badge');
+      await page.locator('#dbd-query').selectOption('planets');
+      await page.locator('#dbd-run').click();
+      await waitText(page.locator('#dbd-count'), /^8 rows$/, 'row count');
+      assert.deepEqual(await cells('th'), ['name', 'kind', 'moons', 'radius_km']);
+      const names = await page.locator('#dbd-table tbody tr td:first-child').allInnerTexts();
+      assert.deepEqual(names, ['Jupiter', 'Saturn', 'Uranus', 'Neptune', 'Earth', 'Venus',
+        'Mars', 'Mercury']);
+      assert.deepEqual(await page.locator('#dbd-table tbody tr').first().locator('td').allInnerTexts(),
+        ['Jupiter', 'gas giant', '95', '69911']);
+      const st = await demoState(page);
+      assert.deepEqual(st.dbd.answers.at(-1).columns, ['name', 'kind', 'moons', 'radius_km']);
+      assert.equal(st.dbd.answers.at(-1).rows.length, 8);
+    });
+
+    test('a bound parameter: planets with at least 20 moons', async () => {
+      await page.locator('#dbd-query').selectOption('moons');
+      await page.locator('#dbd-param').fill('20');
+      await page.locator('#dbd-run').click();
+      await waitText(page.locator('#dbd-count'), /^3 rows$/, 'row count');
+      assert.deepEqual(await cells('th'), ['name', 'moons']);
+      assert.deepEqual(await cells('td'), ['Saturn', '146', 'Jupiter', '95', 'Uranus', '28']);
+      assert.match(await page.locator('#dbd-sent').innerText(),
+        /^\{"id":\d+,"query":"moons","params":\[20\]\}$/);
+    });
+
+    test('a parameter is data: a pattern that matches nothing shows no rows, columns kept', async () => {
+      await page.locator('#dbd-query').selectOption('named');
+      await page.locator('#dbd-param').fill("x' OR '1'='1");
+      await page.locator('#dbd-run').click();
+      await waitText(page.locator('#dbd-count'), /^0 rows$/, 'row count');
+      assert.deepEqual(await cells('th'), ['name', 'kind', 'moons', 'radius_km']);
+      assert.equal(await page.locator('#dbd-error').innerText(), '');
+      await page.screenshot({ path: path.join(OUT, `demo-dbd-${scheme}.png`), fullPage: true });
+      assert.deepEqual(pageErrors, [], 'no script errors on the page');
+    });
+  });
+}

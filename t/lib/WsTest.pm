@@ -97,10 +97,17 @@ sub port {
         croak "no SSL vhost configured (mod_ssl not loaded?)" unless $vh && $vh->{port};
         return $vh->{port};
     }
+    # any other name: an Apache::Test <VirtualHost NAME> (TLS when NAME
+    # ends in _ssl), e.g. the PostgreSQL vhosts of t/ws/dbd_pg.t
+    if ($variant ne 'ws') {
+        my $vh = $cfg->{vhosts}->{$variant};
+        croak "no vhost $variant configured" unless $vh && $vh->{port};
+        return $vh->{port};
+    }
     return $cfg->{vars}->{port};
 }
 
-sub is_tls { return $_[0] eq 'wss' }
+sub is_tls { return $_[0] eq 'wss' || $_[0] =~ /_ssl$/ }
 
 sub http_scheme { return is_tls($_[0]) ? 'https' : 'http' }
 

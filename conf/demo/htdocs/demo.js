@@ -470,3 +470,115 @@
     connect();
   });
 })();
+
+/* The database panel: its own WebSocket to /dbd.  Each Run sends
+ * {"id":N,"query":LABEL,"params":[...]} and shows the answer's columns and
+ * rows as a table, or its error.  window.demoState.dbd records the answers
+ * for tests. */
+(function () {
+  const url = (location.protocol === 'https:' ? 'wss://' : 'ws://') +
+    location.host + '/dbd';
+  const $ = (id) => document.getElementById(id);
+  /* label -> the parameter it takes (none, or a default value) */
+  const PARAMS = { planets: null, moons: '20', named: '%n%' };
+  const NAMES = ['CONNECTING', 'OPEN', 'CLOSING', 'CLOSED'];
+  const dbd = { url: url, readyState: null, sent: [], answers: [] };
+  let ws = null;
+  let nextId = 1;
+
+  function showState() {
+    const badge = $('dbd-state');
+    const rs = ws ? ws.readyState : null;
+    dbd.readyState = rs;
+    badge.textContent = rs === null ? 'not connected' : rs + ' ' + NAMES[rs];
+    badge.dataset.state = rs === null ? '' : String(rs);
+    $('dbd-run').disabled = rs !== WebSocket.OPEN;
+  }
+
+  function showParam() {
+    const p = PARAMS[$('dbd-query').value];
+    const input = $('dbd-param');
+    input.hidden = p === null;
+    if (p !== null && input.dataset.label !== $('dbd-query').value) {
+      input.value = p;
+    }
+    input.dataset.label = $('dbd-query').value;
+  }
+
+  function cell(tag, text) {
+    const c = document.createElement(tag);
+    if (text === null) {
+      c.textContent = 'NULL';
+      c.className = 'null';
+    } else {
+      c.textContent = text;
+    }
+    return c;
+  }
+
+  function showAnswer(a) {
+    const head = $('dbd-table').querySelector('thead tr');
+    const body = $('dbd-table').querySelector('tbody');
+    $('dbd-error').textContent = a.error ? 'error: ' + a.error : '';
+    head.textContent = '';
+    body.textContent = '';
+    $('dbd-count').textContent = '';
+    if (a.columns) {
+      for (const name of a.columns) head.appendChild(cell('th', name));
+      for (const row of a.rows) {
+        const tr = document.createElement('tr');
+        for (const v of row) tr.appendChild(cell('td', v));
+        body.appendChild(tr);
+      }
+      $('dbd-count').textContent = a.rows.length + (a.rows.length === 1 ? ' row' : ' rows');
+    } else if (a.affected !== undefined) {
+      $('dbd-count').textContent = a.affected + ' rows changed';
+    }
+  }
+
+  function connect() {
+    ws = new WebSocket(url);
+    showState();
+    ws.onopen = showState;
+    ws.onclose = showState;
+    ws.onerror = function () {
+      $('dbd-error').textContent = 'the WebSocket to ' + url + ' failed';
+      showState();
+    };
+    ws.onmessage = function (ev) {
+      let a;
+      try {
+        a = JSON.parse(ev.data);
+      } catch (e) {
+        $('dbd-error').textContent = 'not JSON: ' + ev.data;
+        return;
+      }
+      dbd.answers.push(a);
+      showAnswer(a);
+    };
+  }
+
+  function run(ev) {
+    ev.preventDefault();
+    if (!ws || ws.readyState !== WebSocket.OPEN) return;
+    const label = $('dbd-query').value;
+    const params = [];
+    if (PARAMS[label] !== null) {
+      const v = $('dbd-param').value;
+      params.push(/^-?\d+$/.test(v) ? Number(v) : v);
+    }
+    const msg = JSON.stringify({ id: nextId++, query: label, params: params });
+    $('dbd-sent').textContent = msg;
+    dbd.sent.push(msg);
+    ws.send(msg);
+  }
+
+  document.addEventListener('DOMContentLoaded', function () {
+    if (window.demoState) window.demoState.dbd = dbd;
+    $('dbd-url').textContent = url;
+    $('dbd-form').addEventListener('submit', run);
+    $('dbd-query').addEventListener('change', showParam);
+    showParam();
+    connect();
+  });
+})();
