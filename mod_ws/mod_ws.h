@@ -84,6 +84,24 @@ apr_status_t ws_conn_job_create(ws_conn_t *wc, ws_job_t **job,
 void ws_conn_job_run(ws_job_t *job, ws_work_fn work, ws_done_fn done,
                      void *baton);
 
+/* An asynchronous job: for work that another thread already waits on
+ * without blocking anyone (an event loop, such as the forward handler's
+ * curl thread).  It takes its turn among the connection's jobs like any
+ * other; when its turn comes, `start` runs on the owner thread (it must
+ * not block: it hands the work over and returns).  Later, exactly once,
+ * any thread calls ws_job_complete(job, result); then `done` runs on the
+ * owner with that result, as for ws_conn_job_run, and the connection's
+ * next job starts.  `start` itself may call ws_job_complete.  Until then
+ * the connection is not destroyed, so a job must not be left unfinished:
+ * whatever runs it completes it, with an error result if need be. */
+typedef void (*ws_job_start_fn)(ws_job_t *job, void *baton);
+
+void ws_conn_job_run_async(ws_job_t *job, ws_job_start_fn start,
+                           ws_done_fn done, void *baton);
+/* Any thread, once per asynchronous job; the job and its pool must not be
+ * touched after it. */
+void ws_job_complete(ws_job_t *job, void *result);
+
 request_rec *ws_conn_request(ws_conn_t *wc);   /* lives as long as the socket */
 apr_pool_t *ws_conn_pool(ws_conn_t *wc);        /* likewise */
 apr_pool_t *ws_conn_scratch_pool(ws_conn_t *wc); /* cleared after each event */

@@ -8,8 +8,14 @@
  * connection is not destroyed while a job of its own is unfinished
  * (wc->jobs counts them).
  *
- * Threads: ws_conn_job_create/run and ws_conn_jobs_finish run on the owner;
- * job_main on a pool thread, touching only the job and the done list.
+ * An asynchronous job (ws_conn_job_run_async) takes its turn the same way,
+ * but its start function runs on the owner and hands the work to some other
+ * thread (the forward handler's curl thread), which ends it later with
+ * ws_job_complete; from there on it is an ordinary finished job.
+ *
+ * Threads: ws_conn_job_create/run/run_async and ws_conn_jobs_finish run on
+ * the owner; job_main on a pool thread and ws_job_complete on any thread,
+ * touching only the job and the done list.
  */
 #include "mod_ws_conn.h"
 
@@ -24,6 +30,7 @@ struct ws_job_t {
     ws_conn_t *wc;
     apr_pool_t *pool;          /* unmanaged: any thread may use it */
     ws_work_fn work;
+    ws_job_start_fn start;     /* asynchronous: set instead of work */
     ws_done_fn done;
     void *baton;
     void *result;
@@ -68,13 +75,13 @@ apr_status_t ws_conn_job_create(ws_conn_t *wc, ws_job_t **pjob,
     return APR_SUCCESS;
 }
 
-static void *APR_THREAD_FUNC job_main(apr_thread_t *thread, void *data)
+/* Any thread: the job's work is over; queue it for the owner's done. */
+void ws_job_complete(ws_job_t *job, void *result)
 {
-    ws_job_t *job = data;
     ws_conn_t *wc = job->wc;
     ws_job_t **pp;
 
-    job->result = job->work ? job->work(job->baton) : NULL;
+    job->result = result;
     apr_thread_mutex_lock(jobs.mutex);
     for (pp = &wc->job_done; *pp; pp = &(*pp)->next) {
     }
@@ -83,12 +90,24 @@ static void *APR_THREAD_FUNC job_main(apr_thread_t *thread, void *data)
      * destroy wc, so nothing here may touch wc after the unlock. */
     ws_conn_wake(wc);
     apr_thread_mutex_unlock(jobs.mutex);
+}
+
+static void *APR_THREAD_FUNC job_main(apr_thread_t *thread, void *data)
+{
+    ws_job_t *job = data;
+
+    ws_job_complete(job, job->work ? job->work(job->baton) : NULL);
     return NULL;
 }
 
 static void start(ws_job_t *job)
 {
     job->wc->job_running = 1;
+    if (job->start) {
+        /* Its turn: hand it over (the start function does not block). */
+        job->start(job, job->baton);
+        return;
+    }
     if (!jobs.threads
         || apr_thread_pool_push(jobs.threads, job_main, job,
                                 APR_THREAD_TASK_PRIORITY_NORMAL, NULL)
@@ -101,16 +120,11 @@ static void start(ws_job_t *job)
     }
 }
 
-void ws_conn_job_run(ws_job_t *job, ws_work_fn work, ws_done_fn done,
-                     void *baton)
+static void queue_or_start(ws_job_t *job)
 {
     ws_conn_t *wc = job->wc;
     ws_job_t **pp;
 
-    job->work = work;
-    job->done = done;
-    job->baton = baton;
-    job->next = NULL;
     if (!wc->job_running) {
         start(job);
         return;
@@ -118,6 +132,27 @@ void ws_conn_job_run(ws_job_t *job, ws_work_fn work, ws_done_fn done,
     for (pp = &wc->job_queue; *pp; pp = &(*pp)->next) {
     }
     *pp = job;
+}
+
+void ws_conn_job_run(ws_job_t *job, ws_work_fn work, ws_done_fn done,
+                     void *baton)
+{
+    job->work = work;
+    job->done = done;
+    job->baton = baton;
+    job->next = NULL;
+    queue_or_start(job);
+}
+
+void ws_conn_job_run_async(ws_job_t *job, ws_job_start_fn start_fn,
+                           ws_done_fn done, void *baton)
+{
+    job->work = NULL;
+    job->start = start_fn;
+    job->done = done;
+    job->baton = baton;
+    job->next = NULL;
+    queue_or_start(job);
 }
 
 static void end_job(ws_job_t *job)
