@@ -19,6 +19,8 @@ die() { say "error: $*"; exit 1; }
 WS_BUILD_PKGS=(gcc libc6-dev make autoconf automake libtool pkg-config
     apache2 apache2-dev libapr1-dev libaprutil1-dev check libjansson-dev
     openssl ca-certificates python3)
+# the forward handler's HTTP client
+WS_BUILD_PKGS+=(libcurl4-openssl-dev)
 # shellcheck disable=SC2034
 WS_TEST_PKGS=(libapache2-mod-perl2 libprotocol-websocket-perl
     libio-socket-ssl-perl libwww-perl chromium)

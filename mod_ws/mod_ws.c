@@ -10,10 +10,12 @@
 
 #include "mod_ws_config.h"
 #include "mod_ws_conn.h"
+#include "mod_ws_forward.h"
 #include "mod_ws_status.h"
 #include "mod_ws_upgrade.h"
 
 extern const ws_handler_t ws_echo_handler;
+extern const ws_handler_t ws_forward_handler;
 
 static void ws_child_init(apr_pool_t *pchild, server_rec *s)
 {
@@ -28,6 +30,11 @@ static void ws_child_init(apr_pool_t *pchild, server_rec *s)
         ap_log_error(APLOG_MARK, APLOG_ERR, rv, s,
                      WSLOGNO(00031) "cannot start the job threads; handlers "
                      "run their blocking work on the connection's thread");
+    }
+    rv = ws_forward_child_init(pchild);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s,
+                     WSLOGNO(00186) "cannot prepare the forward handler");
     }
     ws_status_child_init();
     ws_reactor_child_init(pchild, s);
@@ -55,12 +62,15 @@ static void ws_child_stopping(apr_pool_t *pchild, int graceful)
 {
     ws_conn_registry_stop();
     ws_reactor_stop();
+    ws_forward_stop();
 }
 
 static void ws_register_hooks(apr_pool_t *p)
 {
     ap_register_provider(p, WS_PROVIDER_GROUP, "echo", WS_PROVIDER_VERSION,
                          &ws_echo_handler);
+    ap_register_provider(p, WS_PROVIDER_GROUP, "forward", WS_PROVIDER_VERSION,
+                         &ws_forward_handler);
     /* First, so that an upgrade to a WebSocket location wins over the
      * location's content handler (PHP, CGI, files); everything else is
      * declined and served as before. */

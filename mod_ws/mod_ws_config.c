@@ -21,6 +21,8 @@ void *ws_config_create_dir(apr_pool_t *p, char *dir)
     d->idle_timeout = WS_DEFAULT_IDLE_TIMEOUT;
     d->ping_interval = WS_DEFAULT_PING_INTERVAL;
     d->origin_mode = WS_ORIGIN_SAME;
+    d->forward_timeout = WS_DEFAULT_FORWARD_TIMEOUT;
+    d->forward_max_response = WS_DEFAULT_FORWARD_MAX_RESPONSE;
     return d;
 }
 
@@ -53,6 +55,9 @@ void *ws_config_merge_dir(apr_pool_t *p, void *basev, void *addv)
     WS_MERGE(idle_timeout);
     WS_MERGE(ping_interval);
     WS_MERGE(driver);
+    WS_MERGE(forward_events);
+    WS_MERGE(forward_timeout);
+    WS_MERGE(forward_max_response);
     if (add->origin_set) {
         d->origin_mode = add->origin_mode;
         d->origins = add->origins;
@@ -279,6 +284,47 @@ static const char *set_driver(cmd_parms *cmd, void *dv, const char *a)
     return NULL;
 }
 
+/* WebSocketForwardEvents open|close|none ...: messages always go. */
+static const char *set_forward_events(cmd_parms *cmd, void *dv,
+                                      const char *a)
+{
+    ws_dir_conf_t *d = dv;
+
+    if (!d->forward_events_set) {
+        d->forward_events = 0;
+        d->forward_events_set = 1;
+    }
+    if (!strcasecmp(a, "open")) {
+        d->forward_events |= WS_FORWARD_OPEN;
+    }
+    else if (!strcasecmp(a, "close")) {
+        d->forward_events |= WS_FORWARD_CLOSE;
+    }
+    else if (strcasecmp(a, "none")) {
+        return apr_psprintf(cmd->pool, "WebSocketForwardEvents: '%s' is "
+                            "not open, close or none", a);
+    }
+    return NULL;
+}
+
+static const char *set_forward_timeout(cmd_parms *cmd, void *dv,
+                                       const char *a)
+{
+    ws_dir_conf_t *d = dv;
+
+    d->forward_timeout_set = 1;
+    return parse_secs(cmd, a, 0, &d->forward_timeout);
+}
+
+static const char *set_forward_max_response(cmd_parms *cmd, void *dv,
+                                            const char *a)
+{
+    ws_dir_conf_t *d = dv;
+
+    d->forward_max_response_set = 1;
+    return parse_size(cmd, a, &d->forward_max_response);
+}
+
 static const char *set_shutdown_timeout(cmd_parms *cmd, void *dv,
                                         const char *a)
 {
@@ -313,6 +359,15 @@ const command_rec ws_config_cmds[] = {
     AP_INIT_TAKE1("WebSocketDriver", set_driver, NULL, ACCESS_CONF,
                   "auto (default: a per-child reactor on the event MPM) or "
                   "thread (a worker thread per WebSocket)"),
+    AP_INIT_ITERATE("WebSocketForwardEvents", set_forward_events, NULL,
+                    ACCESS_CONF, "forward handler: also send 'open' and/or "
+                    "'close' events to the backend (default: none)"),
+    AP_INIT_TAKE1("WebSocketForwardTimeout", set_forward_timeout, NULL,
+                  ACCESS_CONF, "forward handler: seconds a backend request "
+                  "may take (0: no limit)"),
+    AP_INIT_TAKE1("WebSocketForwardMaxResponse", set_forward_max_response,
+                  NULL, ACCESS_CONF, "forward handler: largest backend "
+                  "answer in bytes"),
     AP_INIT_TAKE1("WebSocketShutdownTimeout", set_shutdown_timeout, NULL,
                   RSRC_CONF, "seconds WebSockets get to close on graceful "
                   "restart or stop"),

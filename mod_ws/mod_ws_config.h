@@ -27,6 +27,9 @@ typedef struct {
     apr_interval_time_t idle_timeout;
     apr_interval_time_t ping_interval;
     ws_driver_e driver;
+    unsigned int forward_events;     /* WS_FORWARD_OPEN | WS_FORWARD_CLOSE */
+    apr_interval_time_t forward_timeout;
+    apr_size_t forward_max_response;
     unsigned int handler_set:1;
     unsigned int driver_set:1;
     unsigned int protocols_set:1;
@@ -34,7 +37,14 @@ typedef struct {
     unsigned int max_message_set:1;
     unsigned int idle_timeout_set:1;
     unsigned int ping_interval_set:1;
+    unsigned int forward_events_set:1;
+    unsigned int forward_timeout_set:1;
+    unsigned int forward_max_response_set:1;
 } ws_dir_conf_t;
+
+/* WebSocketForwardEvents: what the forward handler sends besides messages. */
+#define WS_FORWARD_OPEN  0x1
+#define WS_FORWARD_CLOSE 0x2
 
 typedef struct {
     apr_interval_time_t shutdown_timeout;
@@ -45,6 +55,8 @@ typedef struct {
 #define WS_DEFAULT_IDLE_TIMEOUT     apr_time_from_sec(120)
 #define WS_DEFAULT_PING_INTERVAL    apr_time_from_sec(30)
 #define WS_DEFAULT_SHUTDOWN_TIMEOUT apr_time_from_sec(5)
+#define WS_DEFAULT_FORWARD_TIMEOUT  apr_time_from_sec(10)
+#define WS_DEFAULT_FORWARD_MAX_RESPONSE (1024 * 1024)
 
 extern const command_rec ws_config_cmds[];
 
