@@ -194,3 +194,38 @@ test('the server logged the WebSockets: HTTP/1.1 for ws://, HTTP/2 for wss://', 
   assert.match(text, /"GET \/echo HTTP\/1\.1" 101 /, 'a ws:// WebSocket over HTTP/1.1');
   assert.match(text, /"GET \/echo HTTP\/2\.0" 101 /, 'a wss:// WebSocket over HTTP/2 (RFC 8441)');
 });
+
+// The Forward panel: the page's message goes through WebSocketHandler
+// forward to a CGI script of the demo httpd, and the script's answer
+// (JSON with the text reversed) shows on the page.
+for (const scheme of ['http', 'https']) {
+  test(`forward over ${scheme}://: the CGI backend's answer shows on the page`, { timeout: 60000 }, async () => {
+    const page = await context.newPage();
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(String(e)));
+    try {
+      await page.goto(env(scheme === 'http' ? 'WS_HTTP_URL' : 'WS_HTTPS_URL'));
+      await waitText(page.locator('#fwd-state'), /^1 OPEN$/, 'forward state badge');
+      await waitText(page.locator('#fwd-log li[data-kind="received"] .body'), /"event": "welcome"/,
+        'the backend\'s answer to the open event');
+      const text = `héllo ${scheme} backend ✓`;
+      await page.locator('#fwd-input').fill(text);
+      await page.locator('#fwd-send').click();
+      const reversed = [...text].reverse().join('');
+      const got = await waitText(page.locator('#fwd-log li[data-kind="received"] .body').last(),
+        /"reversed"/, 'the backend\'s answer to the message');
+      assert.match(got, /"backend": "forward.cgi"/);
+      const st = await page.evaluate(() => JSON.parse(JSON.stringify(window.forwardState)));
+      const answer = JSON.parse(st.received.at(-1));
+      assert.equal(answer.received, text);
+      assert.equal(answer.reversed, reversed);
+      assert.equal(answer.frame, 'text');
+      assert.match(answer.id, /^\d+-\d+$/);
+      await page.locator('#fwd-close').click();
+      await waitText(page.locator('#fwd-state'), /^3 CLOSED$/, 'forward state badge');
+      assert.deepEqual(errors, [], 'no script errors on the page');
+    } finally {
+      await page.close();
+    }
+  });
+}
