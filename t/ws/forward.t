@@ -18,66 +18,17 @@ use lib "$FindBin::Bin/../lib";
 
 use Apache::Test qw(-withtestmore);
 use Test::More import => ["!plan"];
-use IO::Socket::INET ();
 use JSON::PP ();
 use MIME::Base64 qw(encode_base64);
-use POSIX ();
 use Time::HiRes qw(time sleep);
 use WsTest;
+use FwdBackend;
 
 my @cases;
 plan tests => 2 * 9 + 1;
 WsTest::diag_to_stderr();
 
-my $vars = WsTest::config()->{vars};
-my $bport = $vars->{wsfwdport} || WsTest::port('ws') + 15;
-
-# --- the backend --------------------------------------------------------
-
-my $python = -x '/usr/bin/python3' ? '/usr/bin/python3' : 'python3';
-my $backend_pid = fork();
-die "fork: $!" unless defined $backend_pid;
-if (!$backend_pid) {
-    open(STDOUT, '>', '/dev/null');
-    exec($python, "$FindBin::Bin/../lib/fwd_backend.py", $bport)
-        or POSIX::_exit(127);
-}
-END {
-    local $?;               # keep the test's exit status
-    if ($backend_pid) {
-        kill 'TERM', $backend_pid;
-        waitpid($backend_pid, 0);
-    }
-}
-{
-    my $up;
-    for (1 .. 100) {
-        $up = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $bport,
-                                    Proto => 'tcp', Timeout => 1) and last;
-        sleep 0.1;
-    }
-    die "the backend did not start on 127.0.0.1:$bport\n" unless $up;
-    close $up;
-}
-
-# GET a path of the backend itself (its statistics and event log).
-sub backend_get {
-    my $path = shift;
-    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $bport,
-                                  Proto => 'tcp', Timeout => 5)
-        or die "backend: $!";
-    print $s "GET $path HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
-    local $/;
-    my $r = <$s>;
-    close $s;
-    $r =~ s/^.*?\r\n\r\n//s;
-    return $r;
-}
-
-sub backend_connections {
-    my $st = backend_get('/stats');
-    return $st =~ /connections (\d+)/ ? $1 : die "backend stats: $st\n";
-}
+FwdBackend::start();
 
 # --- helpers ------------------------------------------------------------
 
@@ -270,7 +221,7 @@ push @cases, ['open and close events' => sub {
     is($code, 1000, 'closes normally');
     my $log = '';
     for (1 .. 50) {
-        $log = backend_get('/log');
+        $log = FwdBackend::get('/log');
         last if $log =~ /^close /m && $log =~ /m:one/;
         sleep 0.1;
     }
@@ -308,7 +259,7 @@ WsTest::run_cases(@cases);
 
 # 10 000 messages from 10 sockets: the backend connections are reused.
 {
-    my $before = backend_connections();
+    my $before = FwdBackend::connections();
     my @c = map { open_ws('ws', '/fwdecho') } 1 .. 10;
     my $per = 1000;
     my $t0 = time;
@@ -325,7 +276,7 @@ WsTest::run_cases(@cases);
         }
     }
     my $dt = time - $t0;
-    my $used = backend_connections() - $before;
+    my $used = FwdBackend::connections() - $before;
     diag(sprintf('10 000 messages from 10 sockets in %.2f s (%.0f/s), %d backend connections',
                  $dt, 10 * $per / $dt, $used));
     ok($ok && $used < 100,
