@@ -17,13 +17,12 @@ die() { say "error: $*"; exit 1; }
 # libFuzzer and the sanitizers).
 # shellcheck disable=SC2034  # used by the scripts that source this file
 WS_BUILD_PKGS=(gcc libc6-dev make autoconf automake libtool pkg-config
-    apache2 apache2-dev libapr1-dev libaprutil1-dev check libjansson-dev
+    apache2 apache2-dev libapr1-dev libaprutil1-dev check libjansson-dev libhiredis-dev
+    libcurl4-openssl-dev
     openssl ca-certificates python3)
-# the forward handler's HTTP client
-WS_BUILD_PKGS+=(libcurl4-openssl-dev)
 # shellcheck disable=SC2034
 WS_TEST_PKGS=(libapache2-mod-perl2 libprotocol-websocket-perl
-    libio-socket-ssl-perl libwww-perl chromium)
+    libio-socket-ssl-perl libwww-perl chromium redis-server)
 # shellcheck disable=SC2034
 WS_FUZZ_PKGS=(clang libclang-rt-14-dev)
 

@@ -10,11 +10,14 @@
 
 #include "mod_ws_config.h"
 #include "mod_ws_conn.h"
-#include "mod_ws_forward.h"
+#include "mod_ws_curl.h"
+#include "mod_ws_hub.h"
+#include "mod_ws_publish.h"
 #include "mod_ws_status.h"
 #include "mod_ws_upgrade.h"
 
 extern const ws_handler_t ws_echo_handler;
+extern const ws_handler_t ws_channel_handler;
 extern const ws_handler_t ws_forward_handler;
 
 static void ws_child_init(apr_pool_t *pchild, server_rec *s)
@@ -31,12 +34,20 @@ static void ws_child_init(apr_pool_t *pchild, server_rec *s)
                      WSLOGNO(00031) "cannot start the job threads; handlers "
                      "run their blocking work on the connection's thread");
     }
-    rv = ws_forward_child_init(pchild);
+    /* Before the hub thread, which counts its link there. */
+    ws_status_child_init();
+    rv = ws_hub_child_init(pchild, s);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_ERR, rv, s,
-                     WSLOGNO(00186) "cannot prepare the forward handler");
+                     WSLOGNO(00032) "cannot start the hub thread; channel "
+                     "messages reach only subscribers in the same child");
     }
-    ws_status_child_init();
+    rv = ws_curl_child_init(pchild, s);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s,
+                     WSLOGNO(00033) "cannot start the HTTP client thread; "
+                     "forward locations answer every message with an error");
+    }
     ws_reactor_child_init(pchild, s);
 }
 
@@ -44,6 +55,7 @@ static int ws_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
                          apr_pool_t *ptemp)
 {
     ws_config_handlers_used = 0;
+    ws_curl_used = 0;
     return OK;
 }
 
@@ -52,6 +64,7 @@ static int ws_post_config(apr_pool_t *pconf, apr_pool_t *plog,
 {
     ws_status_post_config(pconf, s);
     ws_reactor_check_mpm(s);
+    ws_hubd_post_config(pconf, s);
     return OK;
 }
 
@@ -62,19 +75,22 @@ static void ws_child_stopping(apr_pool_t *pchild, int graceful)
 {
     ws_conn_registry_stop();
     ws_reactor_stop();
-    ws_forward_stop();
+    ws_curl_stop();
 }
 
 static void ws_register_hooks(apr_pool_t *p)
 {
     ap_register_provider(p, WS_PROVIDER_GROUP, "echo", WS_PROVIDER_VERSION,
                          &ws_echo_handler);
+    ap_register_provider(p, WS_PROVIDER_GROUP, "channel", WS_PROVIDER_VERSION,
+                         &ws_channel_handler);
     ap_register_provider(p, WS_PROVIDER_GROUP, "forward", WS_PROVIDER_VERSION,
                          &ws_forward_handler);
     /* First, so that an upgrade to a WebSocket location wins over the
      * location's content handler (PHP, CGI, files); everything else is
      * declined and served as before. */
     ap_hook_handler(ws_upgrade_handler, NULL, NULL, APR_HOOK_FIRST);
+    ap_hook_handler(ws_publish_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_pre_config(ws_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(ws_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(ws_child_init, NULL, NULL, APR_HOOK_MIDDLE);

@@ -84,27 +84,43 @@ apr_status_t ws_conn_job_create(ws_conn_t *wc, ws_job_t **job,
 void ws_conn_job_run(ws_job_t *job, ws_work_fn work, ws_done_fn done,
                      void *baton);
 
-/* An asynchronous job: for work that another thread already waits on
- * without blocking anyone (an event loop, such as the forward handler's
- * curl thread).  It takes its turn among the connection's jobs like any
- * other; when its turn comes, `start` runs on the owner thread (it must
- * not block: it hands the work over and returns).  Later, exactly once,
- * any thread calls ws_job_complete(job, result); then `done` runs on the
- * owner with that result, as for ws_conn_job_run, and the connection's
- * next job starts.  `start` itself may call ws_job_complete.  Until then
- * the connection is not destroyed, so a job must not be left unfinished:
- * whatever runs it completes it, with an error result if need be. */
-typedef void (*ws_job_start_fn)(ws_job_t *job, void *baton);
-
-void ws_conn_job_run_async(ws_job_t *job, ws_job_start_fn start,
-                           ws_done_fn done, void *baton);
-/* Any thread, once per asynchronous job; the job and its pool must not be
- * touched after it. */
+/* An asynchronous job: work that something else does (an event loop of
+ * the handler's own, e.g. an HTTP client) rather than a job thread.  When
+ * the job's turn comes, `start` runs on the connection's owner thread and
+ * hands the work over without blocking; whoever does it calls
+ * ws_job_complete (any thread, once) with the result, and `done` runs on
+ * the owner as for ws_conn_job_run.  Order and lifetime rules are the
+ * same: the connection outlives the job. */
+typedef void (*ws_start_fn)(ws_job_t *job, void *baton);
+void ws_conn_job_run_async(ws_job_t *job, ws_start_fn start, ws_done_fn done,
+                           void *baton);
 void ws_job_complete(ws_job_t *job, void *result);
 
 request_rec *ws_conn_request(ws_conn_t *wc);   /* lives as long as the socket */
 apr_pool_t *ws_conn_pool(ws_conn_t *wc);        /* likewise */
 apr_pool_t *ws_conn_scratch_pool(ws_conn_t *wc); /* cleared after each event */
 const char *ws_conn_id(ws_conn_t *wc);          /* unique in this server */
+const char *ws_conn_user(ws_conn_t *wc);        /* WebSocketUser, or NULL */
+
+/* Channels.  A channel name is 1 to 200 bytes of UTF-8 without control
+ * characters, spaces or '/'.  Every connection is subscribed to
+ * "conn:<its id>", and to "user:<name>" when WebSocketUser names a user.
+ * A message published to a channel is sent as it is (text or binary) to
+ * every connection subscribed to it, in every child process of the
+ * server. */
+int ws_channel_name_ok(const char *name, apr_size_t len);
+
+/* Any thread.  The data is copied.  APR_EINVAL: a bad channel name or
+ * type. */
+apr_status_t ws_publish(const char *channel, int type, const void *data,
+                        apr_size_t len);
+
+/* Owner.  ws_conn_publish is ws_publish from a connection; with
+ * WS_PUBLISH_NOT_SELF the connection itself does not get the message. */
+#define WS_PUBLISH_NOT_SELF 0x1
+apr_status_t ws_conn_publish(ws_conn_t *wc, const char *channel, int type,
+                             const void *data, apr_size_t len, int flags);
+apr_status_t ws_conn_subscribe(ws_conn_t *wc, const char *channel);
+void ws_conn_unsubscribe(ws_conn_t *wc, const char *channel);
 
 #endif /* MOD_WS_H */

@@ -9,6 +9,7 @@
 #include "ap_provider.h"
 #include "apr_lib.h"
 #include "apr_strings.h"
+#include "apr_uri.h"
 
 
 int ws_config_handlers_used;
@@ -21,8 +22,10 @@ void *ws_config_create_dir(apr_pool_t *p, char *dir)
     d->idle_timeout = WS_DEFAULT_IDLE_TIMEOUT;
     d->ping_interval = WS_DEFAULT_PING_INTERVAL;
     d->origin_mode = WS_ORIGIN_SAME;
+    d->send_queue_limit = WS_DEFAULT_SEND_QUEUE_LIMIT;
+    d->channel_echo = 1;
     d->forward_timeout = WS_DEFAULT_FORWARD_TIMEOUT;
-    d->forward_max_response = WS_DEFAULT_FORWARD_MAX_RESPONSE;
+    d->forward_max_answer = WS_DEFAULT_FORWARD_MAX_ANSWER;
     return d;
 }
 
@@ -55,9 +58,15 @@ void *ws_config_merge_dir(apr_pool_t *p, void *basev, void *addv)
     WS_MERGE(idle_timeout);
     WS_MERGE(ping_interval);
     WS_MERGE(driver);
+    WS_MERGE(send_queue_limit);
+    WS_MERGE(user);
+    WS_MERGE(channels);
+    WS_MERGE(channel_allow);
+    WS_MERGE(channel_echo);
+    WS_MERGE(channel_control);
     WS_MERGE(forward_events);
     WS_MERGE(forward_timeout);
-    WS_MERGE(forward_max_response);
+    WS_MERGE(forward_max_answer);
     if (add->origin_set) {
         d->origin_mode = add->origin_mode;
         d->origins = add->origins;
@@ -84,6 +93,12 @@ void *ws_config_merge_server(apr_pool_t *p, void *basev, void *addv)
     ws_server_conf_t *d = apr_pcalloc(p, sizeof(*d));
 
     WS_MERGE(shutdown_timeout);
+    WS_MERGE(max_connections);
+    d->broker_host = add->broker_set ? add->broker_host : base->broker_host;
+    d->broker_port = add->broker_set ? add->broker_port : base->broker_port;
+    d->broker_prefix = add->broker_set ? add->broker_prefix
+                                       : base->broker_prefix;
+    d->broker_set = add->broker_set || base->broker_set;
     return d;
 }
 
@@ -284,7 +299,67 @@ static const char *set_driver(cmd_parms *cmd, void *dv, const char *a)
     return NULL;
 }
 
-/* WebSocketForwardEvents open|close|none ...: messages always go. */
+static const char *set_send_queue_limit(cmd_parms *cmd, void *dv,
+                                        const char *a)
+{
+    ws_dir_conf_t *d = dv;
+
+    d->send_queue_limit_set = 1;
+    return parse_size(cmd, a, &d->send_queue_limit);
+}
+
+/* An ap_expr string: "chat", "room-%{REMOTE_USER}". */
+static const char *parse_expr(cmd_parms *cmd, const char *arg,
+                              ap_expr_info_t **out)
+{
+    const char *err = NULL;
+
+    *out = ap_expr_parse_cmd(cmd, arg, AP_EXPR_FLAG_STRING_RESULT, &err,
+                             NULL);
+    if (err) {
+        return apr_psprintf(cmd->pool, "%s: cannot parse '%s': %s",
+                            cmd->cmd->name, arg, err);
+    }
+    return NULL;
+}
+
+static const char *set_user(cmd_parms *cmd, void *dv, const char *a)
+{
+    ws_dir_conf_t *d = dv;
+
+    d->user_set = 1;
+    return parse_expr(cmd, a, &d->user);
+}
+
+static const char *set_channel(cmd_parms *cmd, void *dv, const char *a)
+{
+    ws_dir_conf_t *d = dv;
+    ap_expr_info_t *e;
+    const char *err;
+
+    if (!d->channels_set) {
+        d->channels = apr_array_make(cmd->pool, 2, sizeof(e));
+        d->channels_set = 1;
+    }
+    if ((err = parse_expr(cmd, a, &e))) {
+        return err;
+    }
+    APR_ARRAY_PUSH(d->channels, ap_expr_info_t *) = e;
+    return NULL;
+}
+
+static const char *set_channel_allow(cmd_parms *cmd, void *dv, const char *a)
+{
+    ws_dir_conf_t *d = dv;
+
+    if (!d->channel_allow_set) {
+        d->channel_allow = apr_array_make(cmd->pool, 2, sizeof(a));
+        d->channel_allow_set = 1;
+    }
+    APR_ARRAY_PUSH(d->channel_allow, const char *) = a;
+    return NULL;
+}
+
 static const char *set_forward_events(cmd_parms *cmd, void *dv,
                                       const char *a)
 {
@@ -301,8 +376,8 @@ static const char *set_forward_events(cmd_parms *cmd, void *dv,
         d->forward_events |= WS_FORWARD_CLOSE;
     }
     else if (strcasecmp(a, "none")) {
-        return apr_psprintf(cmd->pool, "WebSocketForwardEvents: '%s' is "
-                            "not open, close or none", a);
+        return apr_psprintf(cmd->pool, "WebSocketForwardEvents: '%s' is not "
+                            "open, close or none", a);
     }
     return NULL;
 }
@@ -316,13 +391,29 @@ static const char *set_forward_timeout(cmd_parms *cmd, void *dv,
     return parse_secs(cmd, a, 0, &d->forward_timeout);
 }
 
-static const char *set_forward_max_response(cmd_parms *cmd, void *dv,
-                                            const char *a)
+static const char *set_forward_max_answer(cmd_parms *cmd, void *dv,
+                                          const char *a)
 {
     ws_dir_conf_t *d = dv;
 
-    d->forward_max_response_set = 1;
-    return parse_size(cmd, a, &d->forward_max_response);
+    d->forward_max_answer_set = 1;
+    return parse_size(cmd, a, &d->forward_max_answer);
+}
+
+/* WebSocketChannelEcho and WebSocketChannelControl (cmd->info says which). */
+static const char *set_channel_flag(cmd_parms *cmd, void *dv, int on)
+{
+    ws_dir_conf_t *d = dv;
+
+    if (cmd->info) {
+        d->channel_control = on;
+        d->channel_control_set = 1;
+    }
+    else {
+        d->channel_echo = on;
+        d->channel_echo_set = 1;
+    }
+    return NULL;
 }
 
 static const char *set_shutdown_timeout(cmd_parms *cmd, void *dv,
@@ -337,6 +428,61 @@ static const char *set_shutdown_timeout(cmd_parms *cmd, void *dv,
     }
     sc->shutdown_timeout_set = 1;
     return parse_secs(cmd, a, 0, &sc->shutdown_timeout);
+}
+
+static const char *set_max_connections(cmd_parms *cmd, void *dv,
+                                       const char *a)
+{
+    ws_server_conf_t *sc = ap_get_module_config(cmd->server->module_config,
+                                                &ws_module);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    char *end;
+    apr_int64_t v;
+
+    if (err) {
+        return err;
+    }
+    v = apr_strtoi64(a, &end, 10);
+    if (*end || v < 0 || v > 100000000) {
+        return apr_psprintf(cmd->pool, "WebSocketMaxConnections: '%s' is "
+                            "not a number of connections (0: no limit)", a);
+    }
+    sc->max_connections = (long)v;
+    sc->max_connections_set = 1;
+    return NULL;
+}
+
+/* WebSocketBroker local | redis://host[:port][/prefix] */
+static const char *set_broker(cmd_parms *cmd, void *dv, const char *a)
+{
+    ws_server_conf_t *sc = ap_get_module_config(cmd->server->module_config,
+                                                &ws_module);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    apr_uri_t u;
+
+    if (err) {
+        return err;
+    }
+    sc->broker_set = 1;
+    if (!strcasecmp(a, "local")) {
+        sc->broker_host = NULL;
+        return NULL;
+    }
+    if (apr_uri_parse(cmd->pool, a, &u) != APR_SUCCESS || !u.scheme
+        || strcasecmp(u.scheme, "redis") || !u.hostname || !*u.hostname
+        || u.query || u.user) {
+        return apr_psprintf(cmd->pool, "WebSocketBroker: '%s' is neither "
+                            "local nor redis://host[:port][/prefix]", a);
+    }
+    sc->broker_host = u.hostname;
+    sc->broker_port = u.port_str ? (int)u.port : 6379;
+    sc->broker_prefix = (u.path && u.path[0] == '/' && u.path[1])
+                        ? u.path + 1 : "mod_ws";
+    if (sc->broker_port <= 0 || strpbrk(sc->broker_prefix, " /\r\n")) {
+        return apr_psprintf(cmd->pool, "WebSocketBroker: '%s': bad port or "
+                            "prefix", a);
+    }
+    return NULL;
 }
 
 const command_rec ws_config_cmds[] = {
@@ -359,15 +505,36 @@ const command_rec ws_config_cmds[] = {
     AP_INIT_TAKE1("WebSocketDriver", set_driver, NULL, ACCESS_CONF,
                   "auto (default: a per-child reactor on the event MPM) or "
                   "thread (a worker thread per WebSocket)"),
+    AP_INIT_TAKE1("WebSocketSendQueueLimit", set_send_queue_limit, NULL,
+                  ACCESS_CONF, "bytes of published messages a slow peer may "
+                  "have waiting before it is dropped (1008)"),
+    AP_INIT_TAKE1("WebSocketUser", set_user, NULL, ACCESS_CONF,
+                  "expression naming the connection's user (default "
+                  "%{REMOTE_USER}); it joins channel user:<name>"),
+    AP_INIT_ITERATE("WebSocketChannel", set_channel, NULL, ACCESS_CONF,
+                    "channels (names or expressions) the channel handler "
+                    "joins and publishes to"),
+    AP_INIT_ITERATE("WebSocketChannelAllow", set_channel_allow, NULL,
+                    ACCESS_CONF, "channels (wildcards) that control "
+                    "messages may subscribe and publish to"),
+    AP_INIT_FLAG("WebSocketChannelEcho", set_channel_flag, NULL, ACCESS_CONF,
+                 "on (default): a sender gets its own channel messages"),
+    AP_INIT_FLAG("WebSocketChannelControl", set_channel_flag, (void *)1,
+                 ACCESS_CONF, "on: JSON control messages and a hello "
+                 "message with the connection's id"),
     AP_INIT_ITERATE("WebSocketForwardEvents", set_forward_events, NULL,
-                    ACCESS_CONF, "forward handler: also send 'open' and/or "
-                    "'close' events to the backend (default: none)"),
+                    ACCESS_CONF, "also forward these events: open, close "
+                    "(or none)"),
     AP_INIT_TAKE1("WebSocketForwardTimeout", set_forward_timeout, NULL,
-                  ACCESS_CONF, "forward handler: seconds a backend request "
-                  "may take (0: no limit)"),
-    AP_INIT_TAKE1("WebSocketForwardMaxResponse", set_forward_max_response,
-                  NULL, ACCESS_CONF, "forward handler: largest backend "
-                  "answer in bytes"),
+                  ACCESS_CONF, "seconds a backend has to answer"),
+    AP_INIT_TAKE1("WebSocketForwardMaxResponse", set_forward_max_answer, NULL,
+                  ACCESS_CONF, "largest backend answer in bytes"),
+    AP_INIT_TAKE1("WebSocketMaxConnections", set_max_connections, NULL,
+                  RSRC_CONF, "the most WebSockets open at once in the whole "
+                  "server; beyond it handshakes get 503 (0: no limit)"),
+    AP_INIT_TAKE1("WebSocketBroker", set_broker, NULL, RSRC_CONF,
+                  "local (default) or redis://host[:port][/prefix]: how "
+                  "channel messages reach other servers"),
     AP_INIT_TAKE1("WebSocketShutdownTimeout", set_shutdown_timeout, NULL,
                   RSRC_CONF, "seconds WebSockets get to close on graceful "
                   "restart or stop"),

@@ -4,6 +4,8 @@
 
 #include "mod_ws_private.h"
 
+#include "ap_expr.h"
+
 typedef enum {
     WS_ORIGIN_SAME = 0,   /* Origin must be the request's own (default) */
     WS_ORIGIN_ANY,        /* any Origin */
@@ -27,9 +29,15 @@ typedef struct {
     apr_interval_time_t idle_timeout;
     apr_interval_time_t ping_interval;
     ws_driver_e driver;
-    unsigned int forward_events;     /* WS_FORWARD_OPEN | WS_FORWARD_CLOSE */
+    apr_size_t send_queue_limit;     /* deliveries over it: dropped */
+    ap_expr_info_t *user;            /* NULL: r->user */
+    apr_array_header_t *channels;    /* ap_expr_info_t *: channel's own */
+    apr_array_header_t *channel_allow; /* const char *: fnmatch patterns */
+    int channel_echo;                /* sender gets its own messages */
+    int channel_control;             /* JSON control messages, hello */
+    int forward_events;              /* WS_FORWARD_OPEN | WS_FORWARD_CLOSE */
     apr_interval_time_t forward_timeout;
-    apr_size_t forward_max_response;
+    apr_size_t forward_max_answer;
     unsigned int handler_set:1;
     unsigned int driver_set:1;
     unsigned int protocols_set:1;
@@ -37,26 +45,39 @@ typedef struct {
     unsigned int max_message_set:1;
     unsigned int idle_timeout_set:1;
     unsigned int ping_interval_set:1;
+    unsigned int send_queue_limit_set:1;
+    unsigned int user_set:1;
+    unsigned int channels_set:1;
+    unsigned int channel_allow_set:1;
+    unsigned int channel_echo_set:1;
+    unsigned int channel_control_set:1;
     unsigned int forward_events_set:1;
     unsigned int forward_timeout_set:1;
-    unsigned int forward_max_response_set:1;
+    unsigned int forward_max_answer_set:1;
 } ws_dir_conf_t;
-
-/* WebSocketForwardEvents: what the forward handler sends besides messages. */
-#define WS_FORWARD_OPEN  0x1
-#define WS_FORWARD_CLOSE 0x2
 
 typedef struct {
     apr_interval_time_t shutdown_timeout;
+    long max_connections;            /* 0: no limit */
+    const char *broker_host;         /* NULL: WebSocketBroker local */
+    int broker_port;
+    const char *broker_prefix;       /* the Redis channel */
     unsigned int shutdown_timeout_set:1;
+    unsigned int max_connections_set:1;
+    unsigned int broker_set:1;
 } ws_server_conf_t;
 
 #define WS_DEFAULT_MAX_MESSAGE      (16 * 1024 * 1024)
 #define WS_DEFAULT_IDLE_TIMEOUT     apr_time_from_sec(120)
 #define WS_DEFAULT_PING_INTERVAL    apr_time_from_sec(30)
 #define WS_DEFAULT_SHUTDOWN_TIMEOUT apr_time_from_sec(5)
+#define WS_DEFAULT_SEND_QUEUE_LIMIT (8 * 1024 * 1024)
 #define WS_DEFAULT_FORWARD_TIMEOUT  apr_time_from_sec(10)
-#define WS_DEFAULT_FORWARD_MAX_RESPONSE (1024 * 1024)
+#define WS_DEFAULT_FORWARD_MAX_ANSWER (1024 * 1024)
+
+/* WebSocketForwardEvents */
+#define WS_FORWARD_OPEN  0x1
+#define WS_FORWARD_CLOSE 0x2
 
 extern const command_rec ws_config_cmds[];
 

@@ -6,11 +6,13 @@
  * thread may call.  No protocol logic here: frames are ws_session's.
  */
 #include "mod_ws_conn.h"
+#include "mod_ws_hub.h"
 #include "mod_ws_status.h"
 
 #include "apr_atomic.h"
 #include "apr_strings.h"
 #include "apr_thread_mutex.h"
+#include "ap_expr.h"
 #include "http_core.h"
 #include "http_ssl.h"
 #include "ws_close.h"
@@ -76,8 +78,11 @@ apr_status_t ws_conn_create(ws_conn_t **pwc, request_rec *r,
     wc->scfg = ws_config_server(r->server);
     wc->handler = dcfg->handler;
     wc->opened = apr_time_now();
+    wc->serial = apr_atomic_inc32(&registry.next_id) + 1;
     wc->id = apr_psprintf(r->pool, "%" APR_PID_T_FMT "-%u", getpid(),
-                          apr_atomic_inc32(&registry.next_id) + 1);
+                          wc->serial);
+    wc->sock = c->master ? NULL : ap_get_conn_socket(c);
+    wc->inbox_tail = &wc->inbox;
     rv = apr_pool_create(&wc->scratch, r->pool);
     if (rv != APR_SUCCESS) {
         return rv;
@@ -99,6 +104,31 @@ apr_status_t ws_conn_create(ws_conn_t **pwc, request_rec *r,
     return rv;
 }
 
+/* Every connection can be reached as conn:<id>, and as user:<name> when
+ * WebSocketUser names somebody (DESIGN.md §4, addressing). */
+static void join_own_channels(ws_conn_t *wc)
+{
+    const char *err = NULL, *user;
+
+    user = wc->dcfg->user ? ap_expr_str_exec(wc->r, wc->dcfg->user, &err)
+                          : wc->r->user;
+    if (err) {
+        ap_log_cerror(APLOG_MARK, APLOG_WARNING, 0, wc->c,
+                      WSLOGNO(00110) "ws %s: WebSocketUser: %s", wc->id, err);
+    }
+    if (user && *user) {
+        wc->user = apr_pstrdup(wc->pool, user);
+        if (ws_hub_subscribe(wc, apr_pstrcat(wc->scratch, "user:", user,
+                                             NULL)) != APR_SUCCESS) {
+            ap_log_cerror(APLOG_MARK, APLOG_INFO, 0, wc->c,
+                          WSLOGNO(00111) "ws %s: user '%s' makes no valid "
+                          "channel name: not reachable as user:…", wc->id,
+                          user);
+        }
+    }
+    ws_hub_subscribe(wc, apr_pstrcat(wc->scratch, "conn:", wc->id, NULL));
+}
+
 void ws_conn_open(ws_conn_t *wc)
 {
     apr_status_t rv = APR_SUCCESS;
@@ -107,6 +137,7 @@ void ws_conn_open(ws_conn_t *wc)
                   WSLOGNO(00011) "ws %s: open on %s, handler %s", wc->id,
                   wc->r->uri, wc->dcfg->handler_name);
     ws_status_opened(wc->on_reactor);
+    join_own_channels(wc);
     if (wc->handler->on_open) {
         rv = wc->handler->on_open(wc, wc->dcfg->handler_conf,
                                   &wc->handler_ctx);
@@ -300,11 +331,32 @@ void ws_conn_shutdown(ws_conn_t *wc)
     }
 }
 
+apr_status_t ws_conn_take_deliveries(ws_conn_t *wc)
+{
+    if (ws_hub_drain(wc) == APR_SUCCESS) {
+        return APR_SUCCESS;
+    }
+    ap_log_cerror(APLOG_MARK, APLOG_INFO, 0, wc->c,
+                  WSLOGNO(00112) "ws %s: more than WebSocketSendQueueLimit "
+                  "(%" APR_SIZE_T_FMT " bytes) waits for the peer; dropping "
+                  "it", wc->id, wc->dcfg->send_queue_limit);
+    /* The close frame is for the record (access log, on_close): a peer
+     * that reads nothing will not see it. */
+    ws_session_close(wc->session, WS_CLOSE_POLICY, "send queue limit",
+                     apr_time_now());
+    wc->c->aborted = 1;
+    return APR_ENOSPC;
+}
+
 void ws_conn_finish(ws_conn_t *wc)
 {
     const ws_session_stats_t *st = ws_session_stats(wc->session);
-    unsigned code = ws_session_close_code(wc->session);
+    unsigned code;
     int level;
+
+    /* First: from here on no other thread can reach wc. */
+    ws_hub_unsubscribe_all(wc);
+    code = ws_session_close_code(wc->session);
 
     if (wc->handler->on_close) {
         wc->handler->on_close(wc, wc->handler_ctx, code);
@@ -437,4 +489,32 @@ apr_pool_t *ws_conn_scratch_pool(ws_conn_t *wc)
 const char *ws_conn_id(ws_conn_t *wc)
 {
     return wc->id;
+}
+
+const char *ws_conn_user(ws_conn_t *wc)
+{
+    return wc->user;
+}
+
+apr_status_t ws_conn_subscribe(ws_conn_t *wc, const char *channel)
+{
+    return ws_hub_subscribe(wc, channel);
+}
+
+void ws_conn_unsubscribe(ws_conn_t *wc, const char *channel)
+{
+    ws_hub_unsubscribe(wc, channel);
+}
+
+apr_status_t ws_publish(const char *channel, int type, const void *data,
+                        apr_size_t len)
+{
+    return ws_hub_publish(channel, type, data, len, NULL, NULL);
+}
+
+apr_status_t ws_conn_publish(ws_conn_t *wc, const char *channel, int type,
+                             const void *data, apr_size_t len, int flags)
+{
+    return ws_hub_publish(channel, type, data, len,
+                          (flags & WS_PUBLISH_NOT_SELF) ? wc : NULL, NULL);
 }

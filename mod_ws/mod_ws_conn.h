@@ -19,6 +19,9 @@
 #include "mod_ws_config.h"
 #include "ws_session.h"
 
+typedef struct ws_sub_t ws_sub_t;       /* mod_ws_hub.c */
+typedef struct ws_inbox_t ws_inbox_t;
+
 struct ws_conn_t {
     request_rec *r;                 /* the upgrade request; lives as long */
     conn_rec *c;
@@ -31,7 +34,10 @@ struct ws_conn_t {
     ws_session_t *session;
     apr_bucket_brigade *bb_in, *bb_out;  /* made once, reused */
     apr_pollset_t *pollset;         /* the driver's; woken on shutdown */
-    const char *id;
+    const char *id;                 /* "<pid>-<serial>" */
+    apr_uint32_t serial;            /* unique in this child, never 0 */
+    const char *user;               /* WebSocketUser's value, or NULL */
+    apr_socket_t *sock;             /* NULL on an HTTP/2 stream */
     apr_time_t opened;
     int input_seen;                 /* a first read happened (h2's EOS) */
     int stopping;                   /* closing for server shutdown */
@@ -44,6 +50,13 @@ struct ws_conn_t {
     int job_running;
     ws_conn_t *prev, *next;         /* registry, or the reactor's list */
 
+    /* Channels (mod_ws_hub.c): under the hub's mutex, which any thread
+     * delivering to this connection holds. */
+    ws_sub_t *subs;                 /* its subscriptions */
+    ws_inbox_t *inbox, **inbox_tail; /* delivered, not yet in the session */
+    apr_size_t inbox_bytes;
+    int overflow;                   /* over WebSocketSendQueueLimit */
+
     /* Reactor driver only (mod_ws_reactor.c); touched by its thread. */
     apr_pollfd_t pfd;               /* NOCOPY: must live while polled */
     apr_int16_t polled_events;      /* 0: not in the pollset */
@@ -52,7 +65,9 @@ struct ws_conn_t {
     apr_time_t stuck_since;         /* CLOSED, but output still pending */
     ws_conn_t *qnext;               /* adoption queue, ready list, graveyard */
     ws_conn_t *pnext;               /* the reactor's posted list */
-    unsigned int posted:1;          /* on it (under the reactor's mutex) */
+    int posted;                     /* on it (under the reactor's mutex;
+                                     * not a bit beside the others, which
+                                     * the reactor writes unlocked) */
     unsigned int queued:1;          /* on the ready list */
     unsigned int closed:1;          /* TCP closed, waiting for destroy */
 };
@@ -87,6 +102,11 @@ apr_status_t ws_conn_write_nonblocking(ws_conn_t *wc);
 
 /* Start closing for server shutdown: close 1001, shorter socket timeout. */
 void ws_conn_shutdown(ws_conn_t *wc);
+
+/* Move what channels delivered into the session.  APR_ENOSPC: the
+ * connection went over WebSocketSendQueueLimit and has been closed with
+ * 1008 (the caller drops it: c->aborted is set). */
+apr_status_t ws_conn_take_deliveries(ws_conn_t *wc);
 
 /* The connection ended: tell the handler, log, fill r for the access log. */
 void ws_conn_finish(ws_conn_t *wc);

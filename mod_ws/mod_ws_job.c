@@ -8,14 +8,9 @@
  * connection is not destroyed while a job of its own is unfinished
  * (wc->jobs counts them).
  *
- * An asynchronous job (ws_conn_job_run_async) takes its turn the same way,
- * but its start function runs on the owner and hands the work to some other
- * thread (the forward handler's curl thread), which ends it later with
- * ws_job_complete; from there on it is an ordinary finished job.
- *
- * Threads: ws_conn_job_create/run/run_async and ws_conn_jobs_finish run on
- * the owner; job_main on a pool thread and ws_job_complete on any thread,
- * touching only the job and the done list.
+ * Threads: ws_conn_job_create/run and ws_conn_jobs_finish run on the owner;
+ * job_main on a pool thread, and ws_job_complete on whatever thread did an
+ * asynchronous job's work, touching only the job and the done list.
  */
 #include "mod_ws_conn.h"
 
@@ -30,7 +25,7 @@ struct ws_job_t {
     ws_conn_t *wc;
     apr_pool_t *pool;          /* unmanaged: any thread may use it */
     ws_work_fn work;
-    ws_job_start_fn start;     /* asynchronous: set instead of work */
+    ws_start_fn start;              /* asynchronous: hands the work over */
     ws_done_fn done;
     void *baton;
     void *result;
@@ -75,7 +70,6 @@ apr_status_t ws_conn_job_create(ws_conn_t *wc, ws_job_t **pjob,
     return APR_SUCCESS;
 }
 
-/* Any thread: the job's work is over; queue it for the owner's done. */
 void ws_job_complete(ws_job_t *job, void *result)
 {
     ws_conn_t *wc = job->wc;
@@ -104,7 +98,6 @@ static void start(ws_job_t *job)
 {
     job->wc->job_running = 1;
     if (job->start) {
-        /* Its turn: hand it over (the start function does not block). */
         job->start(job, job->baton);
         return;
     }
@@ -120,11 +113,17 @@ static void start(ws_job_t *job)
     }
 }
 
-static void queue_or_start(ws_job_t *job)
+static void run(ws_job_t *job, ws_work_fn work, ws_start_fn start_fn,
+                ws_done_fn done, void *baton)
 {
     ws_conn_t *wc = job->wc;
     ws_job_t **pp;
 
+    job->work = work;
+    job->start = start_fn;
+    job->done = done;
+    job->baton = baton;
+    job->next = NULL;
     if (!wc->job_running) {
         start(job);
         return;
@@ -137,22 +136,13 @@ static void queue_or_start(ws_job_t *job)
 void ws_conn_job_run(ws_job_t *job, ws_work_fn work, ws_done_fn done,
                      void *baton)
 {
-    job->work = work;
-    job->done = done;
-    job->baton = baton;
-    job->next = NULL;
-    queue_or_start(job);
+    run(job, work, NULL, done, baton);
 }
 
-void ws_conn_job_run_async(ws_job_t *job, ws_job_start_fn start_fn,
+void ws_conn_job_run_async(ws_job_t *job, ws_start_fn start_fn,
                            ws_done_fn done, void *baton)
 {
-    job->work = NULL;
-    job->start = start_fn;
-    job->done = done;
-    job->baton = baton;
-    job->next = NULL;
-    queue_or_start(job);
+    run(job, NULL, start_fn, done, baton);
 }
 
 static void end_job(ws_job_t *job)

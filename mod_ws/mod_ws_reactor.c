@@ -50,7 +50,8 @@ static struct {
     ws_conn_t *conns;               /* adopted; the thread's own */
     ws_conn_t *ready;               /* read budget ran out: go again */
     ws_conn_t *lingering;           /* FIN sent; reading until the peer's */
-    ws_conn_t *posted;              /* a job ended (under the mutex) */
+    ws_conn_t *posted;              /* a job ended, or a channel delivered
+                                     * (under the mutex) */
     ws_conn_t *graveyard;           /* closed; c->pool to destroy */
     apr_time_t next_sweep;
     apr_time_t stop_deadline;       /* 0 until the child stops */
@@ -95,14 +96,22 @@ void ws_reactor_suspend_connection(conn_rec *c, request_rec *r)
 
 void ws_reactor_post(ws_conn_t *wc)
 {
+    int wake;
+
     apr_thread_mutex_lock(reactor.mutex);
+    /* One wake-up per batch: the reactor takes the whole list at once, and
+     * a fan-out to a thousand subscribers must not be a thousand writes
+     * to the wake-up pipe. */
+    wake = reactor.posted == NULL;
     if (!wc->posted) {
         wc->posted = 1;
         wc->pnext = reactor.posted;
         reactor.posted = wc;
     }
     apr_thread_mutex_unlock(reactor.mutex);
-    apr_pollset_wakeup(reactor.pollset);
+    if (wake) {
+        apr_pollset_wakeup(reactor.pollset);
+    }
 }
 
 void ws_reactor_stop(void)
@@ -251,6 +260,11 @@ static void linger(ws_conn_t *wc, apr_time_t now)
 static void service(ws_conn_t *wc, apr_time_t now)
 {
     apr_status_t rv = APR_SUCCESS;
+
+    if (ws_conn_take_deliveries(wc) != APR_SUCCESS) {
+        close_conn(wc, now);
+        return;
+    }
 
     if (wc->c->data_in_output_filters) {
         rv = ws_conn_write_nonblocking(wc);
@@ -452,9 +466,16 @@ static void bury(apr_time_t now, int all)
     ws_conn_t **pp = &reactor.graveyard, *wc;
     int n = 0;
 
+    if (!reactor.graveyard) {
+        return;
+    }
+    /* A connection still on the posted list (a delivery woke it just
+     * before it left its channels) is read by the next turn. */
+    apr_thread_mutex_lock(reactor.mutex);
     while ((wc = *pp) && (all || n < WS_REACTOR_BATCH)) {
         /* A job of its own still running will touch wc when it ends. */
-        if ((all || wc->destroy_at <= now) && !apr_atomic_read32(&wc->jobs)) {
+        if ((all || wc->destroy_at <= now) && !apr_atomic_read32(&wc->jobs)
+            && !wc->posted) {
             *pp = wc->qnext;
             /* c->pool holds r, wc and the session: all end here, and the
              * pool's cleanup settles the MPM's connection counts. */
@@ -465,6 +486,7 @@ static void bury(apr_time_t now, int all)
             pp = &wc->qnext;
         }
     }
+    apr_thread_mutex_unlock(reactor.mutex);
 }
 
 static apr_interval_time_t poll_timeout(apr_time_t now)

@@ -45,6 +45,8 @@ typedef struct {
     volatile apr_uint64_t bytes_in, bytes_out;
     volatile apr_uint64_t closes[WS_STATUS_CLOSE_CODES + 1];
     volatile apr_uint64_t refused[WS_STATUS_REFUSALS];
+    volatile apr_uint32_t hub_link;     /* 1: connected to the hub */
+    volatile apr_uint64_t published, delivered, dropped;
 } ws_status_slot_t;
 
 /* Written in post_config, before the fork; a child adds its slot. */
@@ -161,7 +163,49 @@ void ws_status_refused(ws_status_refusal_e why)
     }
 }
 
+long ws_status_open_now(void)
+{
+    long n = 0;
+    int i;
+
+    if (!status.slots) {
+        return -1;
+    }
+    for (i = 0; i < status.nslots; ++i) {
+        /* A child that died without closing its sockets counts no more. */
+        if (slot_alive(&status.slots[i])) {
+            n += (long)apr_atomic_read32(&status.slots[i].open);
+        }
+    }
+    return n;
+}
+
+void ws_status_hub_link(int up)
+{
+    if (status.mine) {
+        apr_atomic_set32(&status.mine->hub_link, up ? 1 : 0);
+    }
+}
+
+void ws_status_channel(apr_size_t published, apr_size_t delivered,
+                       apr_size_t dropped)
+{
+    if (!status.mine) {
+        return;
+    }
+    if (published) {
+        apr_atomic_add64(&status.mine->published, published);
+    }
+    if (delivered) {
+        apr_atomic_add64(&status.mine->delivered, delivered);
+    }
+    if (dropped) {
+        apr_atomic_add64(&status.mine->dropped, dropped);
+    }
+}
+
 typedef struct {
+    apr_uint64_t hub_links, published, delivered, dropped;
     apr_uint64_t open, open_reactor, opened, msgs_in, msgs_out;
     apr_uint64_t bytes_in, bytes_out;
     apr_uint64_t closes[WS_STATUS_CLOSE_CODES + 1];
@@ -175,6 +219,10 @@ static void add_slot(totals_t *t, const ws_status_slot_t *sl)
 {
     int i;
 
+    t->hub_links += RD32(sl->hub_link);
+    t->published += RD64(sl->published);
+    t->delivered += RD64(sl->delivered);
+    t->dropped += RD64(sl->dropped);
     t->open += RD32(sl->open);
     t->open_reactor += RD32(sl->open_reactor);
     t->opened += RD64(sl->opened);
@@ -214,6 +262,13 @@ static void print_short(request_rec *r, const totals_t *t, int children)
         ap_rprintf(r, "WebSocketRefused%s: %" APR_UINT64_T_FMT "\n",
                    refusal_keys[i], t->refused[i]);
     }
+    ap_rprintf(r, "WebSocketHubLinks: %" APR_UINT64_T_FMT "\n", t->hub_links);
+    ap_rprintf(r, "WebSocketChannelPublished: %" APR_UINT64_T_FMT "\n",
+               t->published);
+    ap_rprintf(r, "WebSocketChannelDelivered: %" APR_UINT64_T_FMT "\n",
+               t->delivered);
+    ap_rprintf(r, "WebSocketChannelDroppedSlow: %" APR_UINT64_T_FMT "\n",
+               t->dropped);
 }
 
 static void print_html(request_rec *r, const totals_t *t)
@@ -256,7 +311,11 @@ static void print_html(request_rec *r, const totals_t *t)
         ap_rprintf(r, "%s %s: %" APR_UINT64_T_FMT, i ? ";" : "",
                    refusal_names[i], t->refused[i]);
     }
-    ap_rputs("</p>\n", r);
+    ap_rprintf(r, "</p>\n<p>Channels: %" APR_UINT64_T_FMT " children linked "
+               "to the hub; messages published %" APR_UINT64_T_FMT
+               ", queued for subscribers %" APR_UINT64_T_FMT "; slow "
+               "subscribers dropped %" APR_UINT64_T_FMT "</p>\n",
+               t->hub_links, t->published, t->delivered, t->dropped);
 }
 
 static int ws_status_hook(request_rec *r, int flags)

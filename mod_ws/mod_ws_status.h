@@ -27,5 +27,14 @@ void ws_status_closed(int reactor, unsigned code);
 void ws_status_traffic(apr_size_t msgs_in, apr_size_t msgs_out,
                        apr_size_t bytes_in, apr_size_t bytes_out);
 void ws_status_refused(ws_status_refusal_e why);
+/* WebSockets open now in every child of the server (-1: not known, no
+ * shared memory). */
+long ws_status_open_now(void);
+/* Channels: this child's hub link went up (1) or down (0); messages
+ * published here, messages queued for subscribers here, subscribers
+ * dropped for WebSocketSendQueueLimit. */
+void ws_status_hub_link(int up);
+void ws_status_channel(apr_size_t published, apr_size_t delivered,
+                       apr_size_t dropped);
 
 #endif /* MOD_WS_STATUS_H */

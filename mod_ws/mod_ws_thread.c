@@ -114,6 +114,9 @@ void ws_thread_run(ws_conn_t *wc)
         if (apr_atomic_read32(&wc->jobs)) {
             ws_conn_jobs_finish(wc, 0);
         }
+        if (ws_conn_take_deliveries(wc) != APR_SUCCESS) {
+            break;
+        }
         rv = ws_conn_read(wc, WS_THREAD_READ_BUDGET);
         more = (rv == APR_INCOMPLETE);
         if (rv != APR_SUCCESS && !more) {
@@ -126,10 +129,14 @@ void ws_thread_run(ws_conn_t *wc)
         ws_session_tick(wc->session, apr_time_now());
         rv = ws_conn_write(wc);
         if (rv != APR_SUCCESS) {
-            ap_log_cerror(APLOG_MARK, APLOG_DEBUG, rv, wc->c,
-                          WSLOGNO(00022) "ws %s: write failed", wc->id);
-            wc->c->aborted = 1;
-            ws_session_peer_eof(wc->session);
+            /* A peer over its send queue limit has its socket shut down
+             * by the delivering thread, to end a write that blocks. */
+            if (ws_conn_take_deliveries(wc) == APR_SUCCESS) {
+                ap_log_cerror(APLOG_MARK, APLOG_DEBUG, rv, wc->c,
+                              WSLOGNO(00022) "ws %s: write failed", wc->id);
+                wc->c->aborted = 1;
+                ws_session_peer_eof(wc->session);
+            }
             break;
         }
         if (ws_session_done(wc->session)) {

@@ -52,6 +52,20 @@ static int origin_allowed(request_rec *r, const ws_dir_conf_t *d)
     return host && ws_handshake_origin_same(origin, ap_http_scheme(r), host);
 }
 
+/* WebSocketMaxConnections: the count is the children's figures in shared
+ * memory, so two children may each let one more in at the same moment. */
+static int server_has_room(const request_rec *r)
+{
+    const ws_server_conf_t *sc = ws_config_server(r->server);
+    long open;
+
+    if (!sc->max_connections) {
+        return 1;
+    }
+    open = ws_status_open_now();
+    return open < 0 || open < sc->max_connections;
+}
+
 /* What ap_proxy_tunnel_create does to a connection it takes over. */
 static void take_over_connection(request_rec *r)
 {
@@ -114,6 +128,12 @@ int ws_upgrade_handler(request_rec *r)
         return refuse(r, HTTP_FORBIDDEN, apr_pstrcat(r->pool, "Origin '",
                       apr_table_get(r->headers_in, "Origin"),
                       "' is not allowed here (WebSocketAllowOrigin)", NULL));
+    }
+
+    if (!server_has_room(r)) {
+        apr_table_setn(r->err_headers_out, "Retry-After", "5");
+        return refuse(r, HTTP_SERVICE_UNAVAILABLE, "WebSocketMaxConnections "
+                      "reached");
     }
 
     ws_handshake_accept(req.key, accept);

@@ -12,6 +12,7 @@ import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import fs from 'node:fs';
 import path from 'node:path';
+import { execFileSync } from 'node:child_process';
 
 const env = (name) => {
   const v = process.env[name];
@@ -179,9 +180,143 @@ for (const scheme of ['http', 'https']) {
   });
 }
 
+// The chat on the demo page: two pages (two sockets on the channel "chat",
+// in whichever children httpd gives them); a line typed in one shows in
+// both, a POST to /publish/chat (curl, as the README says; node's fetch
+// when there is no curl) shows in both, a POST to /publish/conn:ID only in
+// the page whose id that is.
+const chatState = (page) => page.evaluate(() => JSON.parse(JSON.stringify(window.chatState)));
+
+function publish(base, channel, body) {
+  const url = new URL(`publish/${channel}`, base).toString();
+  try {
+    const out = execFileSync('curl', ['-sS', '--max-time', '10', '-d', body, url], { encoding: 'utf8' });
+    return Promise.resolve(JSON.parse(out));
+  } catch (e) {
+    if (e.code !== 'ENOENT') throw e;
+  }
+  return fetch(url, { method: 'POST', body }).then((r) => r.json());
+}
+
+for (const scheme of ['http', 'https']) {
+  describe(`the chat over ${scheme}://`, { timeout: 90000 }, () => {
+    const url = env(scheme === 'http' ? 'WS_HTTP_URL' : 'WS_HTTPS_URL');
+    // the endpoint is Require local; plain http is enough from here
+    const publishBase = env('WS_HTTP_URL');
+    const pages = [];
+    const pageErrors = [];
+
+    before(async () => {
+      for (let i = 0; i < 2; i++) {
+        const page = await context.newPage();
+        page.on('pageerror', (e) => pageErrors.push(String(e)));
+        const resp = await page.goto(url);
+        assert.equal(resp.status(), 200);
+        pages.push(page);
+      }
+    });
+    after(async () => {
+      for (const page of pages) await page.close();
+    });
+
+    test('each page shows its own socket id from the hello', async () => {
+      const ids = [];
+      for (const page of pages) {
+        await waitText(page.locator('#chat-state'), /^1 OPEN$/, 'chat state badge');
+        const id = await waitText(page.locator('#chat-id'), /^\d+-\d+$/, 'chat id');
+        await waitText(page.locator('#chat-log li.notice .body').first(), new RegExp(`^you are ${id}$`),
+          'hello line');
+        const st = await chatState(page);
+        assert.equal(st.id, id);
+        assert.deepEqual(st.channels, ['chat']);
+        assert.equal(st.hello.event, 'hello');
+        assert.match(await page.locator('#chat-curl').innerText(),
+          /^curl -d 'hello' https?:\/\/localhost:\d+\/publish\/chat$/);
+        ids.push(id);
+      }
+      assert.notEqual(ids[0], ids[1], 'two sockets, two ids');
+    });
+
+    test('a line typed in one page appears in both', async () => {
+      const text = `hi from page one over ${scheme} ✓`;
+      await pages[0].locator('#chat-input').fill(text);
+      await pages[0].locator('#chat-send').click();
+      for (const page of pages) {
+        await waitText(page.locator('#chat-log li.received .body').last(), new RegExp(`^${text}$`),
+          'chat line');
+      }
+      const [a, b] = [await chatState(pages[0]), await chatState(pages[1])];
+      assert.deepEqual(a.messages.map((m) => [m.text, m.own]), [[text, true]], 'page one: its own line, once');
+      assert.deepEqual(b.messages.map((m) => [m.text, m.own]), [[text, false]], 'page two: the line, once');
+    });
+
+    test('a POST to /publish/chat appears in both pages', async () => {
+      const text = `posted over http while the pages use ${scheme}`;
+      const answer = await publish(publishBase, 'chat', text);
+      assert.deepEqual(answer, { channel: 'chat', type: 'text', bytes: Buffer.byteLength(text) });
+      for (const page of pages) {
+        await waitText(page.locator('#chat-log li.received .body').last(), new RegExp(`^${text}$`),
+          'posted line');
+        const st = await chatState(page);
+        assert.equal(st.messages.filter((m) => m.text === text).length, 1);
+      }
+    });
+
+    test('a POST to /publish/conn:ID appears in that page only', async () => {
+      const id = (await chatState(pages[1])).id;
+      const text = `only for ${id}`;
+      const answer = await publish(publishBase, `conn:${id}`, text);
+      assert.equal(answer.channel, `conn:${id}`);
+      await waitText(pages[1].locator('#chat-log li.received .body').last(), new RegExp(`^${text}$`),
+        'line for page two');
+      // a second line to everybody: page one must get it and not the first
+      await publish(publishBase, 'chat', 'to all again');
+      await waitText(pages[0].locator('#chat-log li.received .body').last(), /^to all again$/,
+        'line for everybody');
+      const st = await chatState(pages[0]);
+      assert.equal(st.messages.filter((m) => m.text === text).length, 0, 'page one never got it');
+      await pages[0].screenshot({ path: path.join(OUT, `chat-${scheme}.png`), fullPage: true });
+      assert.deepEqual(pageErrors, [], 'no script errors on the pages');
+    });
+  });
+}
+
 // What the server saw: each WebSocket's access-log line (written when it
 // ends).  Over https:// the page came over HTTP/2, and Chromium opened its
 // wss:// as a stream of that connection (RFC 8441, H2WebSockets on).
+for (const scheme of ['http', 'https']) {
+  describe(`forwarding to a CGI backend over ${scheme}://`, { timeout: 60000 }, () => {
+    const url = env(scheme === 'http' ? 'WS_HTTP_URL' : 'WS_HTTPS_URL');
+    let page;
+
+    before(async () => {
+      page = await context.newPage();
+      await page.goto(url);
+    });
+    after(async () => {
+      if (page) await page.close();
+    });
+
+    test('a message sent from the Forward panel comes back as the backend\'s answer', async () => {
+      await waitText(page.locator('#fwd-state'), /^1 OPEN$/, 'forward socket state');
+      const text = `through the backend ${scheme} ${Date.now()}`;
+      await page.fill('#fwd-input', text);
+      await page.click('#fwd-send');
+      const shown = await waitText(page.locator('#fwd-log li.in'), /you sent/,
+        'the backend answer');
+      assert.match(shown, new RegExp(`hello\\.cgi .*you sent “${text}”`));
+      assert.ok(shown.includes([...text].reverse().join('')), 'the answer has the text reversed');
+      const st = await page.evaluate(() => JSON.parse(JSON.stringify(window.demoForward)));
+      const a = st.answers.at(-1);
+      assert.equal(a.you_sent, text);
+      assert.equal(a.event, 'message');
+      assert.equal(a.frame, 'text');
+      assert.match(a.socket, /^\d+-\d+$/);
+      await page.screenshot({ path: path.join(OUT, `forward-${scheme}.png`) });
+    });
+  });
+}
+
 test('the server logged the WebSockets: HTTP/1.1 for ws://, HTTP/2 for wss://', async () => {
   const log = env('WS_ACCESS_LOG');
   const deadline = Date.now() + WAIT;
@@ -194,38 +329,3 @@ test('the server logged the WebSockets: HTTP/1.1 for ws://, HTTP/2 for wss://', 
   assert.match(text, /"GET \/echo HTTP\/1\.1" 101 /, 'a ws:// WebSocket over HTTP/1.1');
   assert.match(text, /"GET \/echo HTTP\/2\.0" 101 /, 'a wss:// WebSocket over HTTP/2 (RFC 8441)');
 });
-
-// The Forward panel: the page's message goes through WebSocketHandler
-// forward to a CGI script of the demo httpd, and the script's answer
-// (JSON with the text reversed) shows on the page.
-for (const scheme of ['http', 'https']) {
-  test(`forward over ${scheme}://: the CGI backend's answer shows on the page`, { timeout: 60000 }, async () => {
-    const page = await context.newPage();
-    const errors = [];
-    page.on('pageerror', (e) => errors.push(String(e)));
-    try {
-      await page.goto(env(scheme === 'http' ? 'WS_HTTP_URL' : 'WS_HTTPS_URL'));
-      await waitText(page.locator('#fwd-state'), /^1 OPEN$/, 'forward state badge');
-      await waitText(page.locator('#fwd-log li[data-kind="received"] .body'), /"event": "welcome"/,
-        'the backend\'s answer to the open event');
-      const text = `héllo ${scheme} backend ✓`;
-      await page.locator('#fwd-input').fill(text);
-      await page.locator('#fwd-send').click();
-      const reversed = [...text].reverse().join('');
-      const got = await waitText(page.locator('#fwd-log li[data-kind="received"] .body').last(),
-        /"reversed"/, 'the backend\'s answer to the message');
-      assert.match(got, /"backend": "forward.cgi"/);
-      const st = await page.evaluate(() => JSON.parse(JSON.stringify(window.forwardState)));
-      const answer = JSON.parse(st.received.at(-1));
-      assert.equal(answer.received, text);
-      assert.equal(answer.reversed, reversed);
-      assert.equal(answer.frame, 'text');
-      assert.match(answer.id, /^\d+-\d+$/);
-      await page.locator('#fwd-close').click();
-      await waitText(page.locator('#fwd-state'), /^3 CLOSED$/, 'forward state badge');
-      assert.deepEqual(errors, [], 'no script errors on the page');
-    } finally {
-      await page.close();
-    }
-  });
-}

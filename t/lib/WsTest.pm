@@ -127,9 +127,22 @@ sub server_pid {
     return $pid =~ /^(\d+)$/ ? $1 : 0;
 }
 
-# pids of the processes whose parent is $ppid
+# pid of mod_ws's hub process (a child of the parent httpd, but no worker)
+# from DefaultRuntimeDir (t/logs here), or 0
+sub hub_pid {
+    open(my $fh, '<', t_logs() . '/mod_ws_hub.pid') or return 0;
+    my $pid = <$fh>;
+    close $fh;
+    return 0 unless defined $pid;
+    chomp $pid;
+    return $pid =~ /^(\d+)$/ ? $1 : 0;
+}
+
+# pids of the processes whose parent is $ppid: httpd's children, less
+# mod_ws's hub process
 sub child_pids {
     my $ppid = shift or return ();
+    my $hub = hub_pid();
     my @kids;
     opendir(my $dh, '/proc') or return ();
     for my $pid (grep { /^\d+$/ } readdir $dh) {
@@ -140,7 +153,7 @@ sub child_pids {
         # pid (comm) state ppid ...; comm may contain spaces and parens
         next unless $stat =~ /\)\s+(\S)\s+(\d+)/;
         next if $1 eq 'Z';
-        push @kids, $pid if $2 == $ppid;
+        push @kids, $pid if $2 == $ppid && $pid != $hub;
     }
     closedir $dh;
     return sort { $a <=> $b } @kids;
@@ -319,12 +332,14 @@ sub open_socket {
     my($class, $variant, %o) = @_;
     $variant ||= 'ws';
     my $timeout = $o{timeout} || $DEFAULT_TIMEOUT;
+    # port: another server's (a private httpd a test started)
+    my $port = $o{port} || port($variant);
     my $sock = IO::Socket::INET->new(
         PeerAddr => '127.0.0.1',
-        PeerPort => port($variant),
+        PeerPort => $port,
         Proto    => 'tcp',
         Timeout  => $timeout,
-    ) or croak "connect to 127.0.0.1:" . port($variant) . " failed: $!";
+    ) or croak "connect to 127.0.0.1:$port failed: $!";
     setsockopt($sock, IPPROTO_TCP, TCP_NODELAY, 1);
     my $tls = 0;
     if (is_tls($variant)) {

@@ -124,6 +124,7 @@ typedef struct conn_s {
     int done;                     /* sent its count */
     int awaiting;                 /* HTTP: a POST is waiting for its answer */
     size_t resp_body_left;        /* HTTP: body bytes of the answer to skip */
+    int http_last;                /* HTTP: the answer said Connection: close */
 } conn_t;
 
 struct worker_s {

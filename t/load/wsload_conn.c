@@ -375,6 +375,11 @@ static void read_http(conn_t *c, const unsigned char *buf, size_t n)
         }
         v = header_value(c->resp, "Content-Length");
         c->resp_body_left = v ? (size_t)strtoul(v, NULL, 10) : 0;
+        /* httpd ends a kept-alive connection after MaxKeepAliveRequests:
+         * the next POST goes on a new one, never on this (its FIN may not
+         * be here yet) */
+        v = header_value(c->resp, "Connection");
+        c->http_last = v && !strncasecmp(v, "close", 5);
         c->resp_len = 0;
         c->resp[0] = '\0';
         /* A marker that the head is in: body bytes are counted below. */
@@ -388,6 +393,11 @@ static void read_http(conn_t *c, const unsigned char *buf, size_t n)
     if (c->resp_body_left == 1) {
         c->resp_body_left = 0;
         c->awaiting = 0;
+        if (c->http_last) {
+            c->http_last = 0;
+            wsload_conn_finish(c);
+            c->state = CS_NONE;      /* the publisher opens another */
+        }
         wsload_mode_http_done(c, 200);
     }
 }

@@ -1,15 +1,19 @@
-# WebSocketHandler forward: every message is an HTTP POST to a backend,
-# whose answer goes back to the sender.  The backend is a real HTTP/1.1
-# server (t/lib/fwd_backend.py) that this test starts on 127.0.0.1 and
-# stops by its PID; a second port with nothing listening is "backend down".
-#  - messages reach it with the documented headers and body; answers come
-#    back in order; binary stays binary; 204 sends nothing;
-#  - open refused by the backend closes with 1008; open and close events;
-#  - backend down, slower than WebSocketForwardTimeout, answering 500 or
-#    too much: the sender gets {"error":...} and goes on; meanwhile an echo
-#    socket in the same child answers within 100 ms;
-#  - 10 000 messages from 10 sockets use far fewer backend connections.
-# ws and wss.
+# The forward handler: WebSocket messages become HTTP POSTs to a backend,
+# and its answers come back.  The test starts its own backend
+# (t/forward/backend.py: HTTP/1.1 keep-alive, it counts the connections it
+# accepts and logs every request) and a private httpd with one child
+# (t/lib/WsPrivate.pm) whose locations forward to it, and shows:
+#   - the documented headers and body reach the backend; answers come back
+#     in order; binary stays binary, JSON is text; 204 sends nothing;
+#   - WebSocket-Publish in an answer delivers it to a channel instead;
+#   - WebSocketForwardEvents: open's answer is the first message, a
+#     refused open closes with 1008, close reaches the backend with the code;
+#   - a backend that is down, too slow, answers 500 or too much: a JSON
+#     error, and the socket goes on;
+#   - while a backend hangs, an echo socket of the same child answers every
+#     round trip within 100 ms;
+#   - 10 000 messages from 10 sockets use far fewer backend connections.
+# With MOD_WS_DRIVER=thread the sockets are on worker threads.
 use strict;
 use warnings FATAL => 'all';
 
@@ -18,268 +22,287 @@ use lib "$FindBin::Bin/../lib";
 
 use Apache::Test qw(-withtestmore);
 use Test::More import => ["!plan"];
+use HTTP::Tiny ();
 use JSON::PP ();
-use MIME::Base64 qw(encode_base64);
+use POSIX ();
 use Time::HiRes qw(time sleep);
+use WsPrivate;
 use WsTest;
-use FwdBackend;
 
-my @cases;
-plan tests => 2 * 9 + 1;
-WsTest::diag_to_stderr();
+use constant { TEXT => 1, BIN => 2 };
 
-FwdBackend::start();
+my $DRIVER = ($ENV{MOD_WS_DRIVER} // '') eq 'thread'
+    ? 'WebSocketDriver thread' : '';
+my $SOCKETS = 10;
+my $PER_SOCKET = 1000;
+my $WINDOW = 32;            # messages in flight per socket
+my $BOUND = 0.100;          # echo round trips while the backend hangs
 
-# --- helpers ------------------------------------------------------------
+if (my $why = WsPrivate::unusable()) {
+    plan skip_all => $why;
+}
 
-sub open_ws {
-    my($v, $path, %o) = @_;
-    my $c = WsTest->connect($v, $path, %o);
-    die "$v $path: handshake failed (" . ($c->status_line // '') . ")\n"
-        unless $c->status == 101;
+# ---- the backend ----
+
+my $bdir = WsTest::t_logs() . "/forward.$$";
+system('mkdir', '-p', $bdir);
+my $portfile = "$bdir/backend.port";
+my $backend_pid = fork;
+die "fork: $!\n" unless defined $backend_pid;
+if (!$backend_pid) {
+    open(STDIN, '<', '/dev/null');
+    open(STDOUT, '>>', "$bdir/backend.log");
+    open(STDERR, '>&', \*STDOUT);
+    exec('python3', "$FindBin::Bin/../forward/backend.py", $portfile)
+        or POSIX::_exit(127);
+}
+END {
+    if ($backend_pid) {
+        kill TERM => $backend_pid;
+        waitpid($backend_pid, 0);
+    }
+}
+my $deadline = time + 10;
+sleep 0.05 while time < $deadline && !-s $portfile;
+my $bport = WsPrivate::slurp($portfile) =~ /(\d+)/ ? $1 : 0;
+my $down = WsPrivate::free_port();      # nothing listens there
+
+my $http = HTTP::Tiny->new(timeout => 10);
+sub backend_get {
+    my $r = $http->get("http://127.0.0.1:$bport/$_[0]");
+    return $r->{success} ? JSON::PP::decode_json($r->{content}) : undef;
+}
+sub backend_log { @{ backend_get('_log') || [] } }
+
+# ---- the server ----
+
+my $B = "http://127.0.0.1:$bport";
+my %fwd = (
+    echo    => "$B/echo",      nothing => "$B/nothing", fail => "$B/fail",
+    down    => "http://127.0.0.1:$down/x",
+    slow    => "$B/slow?s=3",  hang    => "$B/slow?s=20", big => "$B/big",
+    refuse  => "$B/refuse",    welcome => "$B/welcome",   json => "$B/json",
+    publish => "$B/publish?ch=room",     upper => "$B/upper",
+);
+my %extra = (
+    echo    => 'WebSocketForwardEvents open close',
+    slow    => 'WebSocketForwardTimeout 1',
+    hang    => 'WebSocketForwardTimeout 15',
+    refuse  => 'WebSocketForwardEvents open',
+    welcome => "WebSocketForwardEvents open\n    WebSocketUser \"%{QUERY_STRING}\"",
+);
+my $body = "LogLevel warn ws:info\n";
+for my $n (sort keys %fwd) {
+    $body .= "<Location /f/$n>\n    WebSocketHandler forward $fwd{$n}\n"
+        . "    $DRIVER\n    " . ($extra{$n} // '') . "\n</Location>\n";
+}
+$body .= <<"EOT";
+<Location /echo>
+    WebSocketHandler echo
+    $DRIVER
+</Location>
+<Location /room>
+    WebSocketHandler channel
+    WebSocketChannel room
+    $DRIVER
+</Location>
+EOT
+# one child: the echo socket shares it with the hanging backend request
+my $mpm = <<'EOT';
+<IfModule mpm_event_module>
+    StartServers 1
+    ServerLimit 1
+    ThreadsPerChild 40
+    MaxRequestWorkers 40
+    MinSpareThreads 5
+    MaxSpareThreads 40
+    AsyncRequestWorkerFactor 100
+    MaxConnectionsPerChild 0
+</IfModule>
+EOT
+
+plan tests => 14;
+ok($bport, "backend listening on 127.0.0.1:$bport")
+    or diag(WsPrivate::slurp("$bdir/backend.log"));
+my $srv = WsPrivate->new('forward', mpm => $mpm, body => $body);
+my($pid, $out, $rc) = $srv->start;
+ok($pid, 'private httpd started') or diag("exit $rc: $out\n" . $srv->error_log);
+
+sub ws {
+    my($path) = @_;
+    my $c = WsTest->connect('ws', $path, port => $srv->port);
+    die "$path: handshake answered " . $c->status . "\n" unless $c->status == 101;
     return $c;
 }
-
-sub next_msg {
+sub msg {
     my($c, $t) = @_;
     my $m = $c->read_message($t // 10);
-    return $m && !$m->{eof} && defined $m->{opcode} && $m->{opcode} <= 2 ? $m : undef;
+    return undef if !$m || $m->{eof} || !defined $m->{opcode} || $m->{opcode} >= 8;
+    return $m;
+}
+sub error_of {
+    my $m = shift or return '';
+    my $j = eval { JSON::PP::decode_json($m->{payload}) } or return '';
+    return $j->{error} // '';
 }
 
-sub text_is {
-    my($c, $want, $name, $t) = @_;
-    my $m = next_msg($c, $t);
-    ok($m && $m->{opcode} == 1, "$name: a text message");
-    is($m ? $m->{payload} : undef, $want, $name);
-}
-
-sub close_ok {
-    my($c, $name) = @_;
-    $c->send_close(1000);
-    my($code) = $c->expect_close(10);
-    is($code, 1000, "$name: the socket closes normally");
-}
-
-# --- cases --------------------------------------------------------------
-
-push @cases, ['headers and body reach the backend' => sub {
-    my $v = shift;
-    my $c = open_ws($v, '/fwdinspect');
-    my $text = "h\xC3\xA9llo \xE2\x82\xAC";
-    $c->send_text($text);
-    my $m = next_msg($c);
-    ok($m && $m->{opcode} == 1, 'the JSON answer comes back as text');
-    my $j = eval { JSON::PP->new->decode($m->{payload}) } || {};
-    is($j->{method}, 'POST', 'a POST');
-    is($j->{'WebSocket-Event'}, 'message', 'WebSocket-Event: message');
-    is($j->{'WebSocket-Frame'}, 'text', 'WebSocket-Frame: text');
-    like($j->{'WebSocket-Connection-Id'} // '', qr/^\d+-\d+$/, 'WebSocket-Connection-Id: PID-N');
-    is($j->{'Content-Type'}, 'text/plain; charset=utf-8', 'Content-Type of a text message');
-    is($j->{'X-Forwarded-For'}, '127.0.0.1', 'X-Forwarded-For: the client');
-    is($j->{'WebSocket-User'}, undef, 'no WebSocket-User without a user');
-    is($j->{body}, $text, 'the body is the message, byte for byte');
-    my $id = $j->{'WebSocket-Connection-Id'};
-
-    my $bin = join '', map { chr } 0 .. 255;
-    $c->send_binary($bin);
-    $m = next_msg($c);
-    $j = eval { JSON::PP->new->decode($m->{payload}) } || {};
-    is($j->{'WebSocket-Frame'}, 'binary', 'WebSocket-Frame: binary');
-    is($j->{'Content-Type'}, 'application/octet-stream', 'Content-Type of a binary message');
-    is($j->{body}, $bin, 'the binary body, byte for byte');
-    is($j->{'WebSocket-Connection-Id'}, $id, 'the same connection id');
-    close_ok($c, 'inspect');
-
-    my $auth = encode_base64('alice:secret', '');
-    $c = open_ws($v, '/fwduser', headers => [Authorization => "Basic $auth"]);
-    $c->send_text('who');
-    $m = next_msg($c);
-    $j = eval { JSON::PP->new->decode($m->{payload}) } || {};
-    is($j->{'WebSocket-User'}, 'alice', 'WebSocket-User: the authenticated user');
-    close_ok($c, 'user');
-}];
-
-push @cases, ['answers in order, binary stays binary, 204 sends nothing' => sub {
-    my $v = shift;
-    my $c = open_ws($v, '/fwdslow');
-    my @sleeps = (400, 0, 200, 10, 100);
-    $c->send_text("$sleeps[$_]:answer $_") for 0 .. $#sleeps;
-    my @got;
-    while (@got < @sleeps) {
-        my $m = next_msg($c) or last;
-        push @got, $m->{payload};
-    }
-    is_deeply(\@got, [ map { "answer $_" } 0 .. $#sleeps ], 'answers in the order of the messages');
-    close_ok($c, 'slow');
-
-    $c = open_ws($v, '/fwdbinary');
-    my $bin = WsTest::random_bytes(3000);
-    $c->send_binary($bin);
-    my $m = next_msg($c);
-    ok($m && $m->{opcode} == 2, 'application/octet-stream comes back as binary');
-    ok($m && $m->{payload} eq $bin, 'the same 3000 bytes');
-    close_ok($c, 'binary');
-
-    $c = open_ws($v, '/fwdecho');
-    $c->send_binary("\x00\x01\x02");
-    $m = next_msg($c);
-    ok($m && $m->{opcode} == 2 && $m->{payload} eq "\x00\x01\x02",
-       'echoed with its Content-Type: binary stays binary');
-    $c->send_text('204');
-    $c->send_text('after 204');
-    text_is($c, 'after 204', 'a 204 sends nothing: the next answer is the next message\'s');
-    close_ok($c, 'echo');
-}];
-
-push @cases, ['answering 500, too much, bad UTF-8' => sub {
-    my $v = shift;
-    my $c = open_ws($v, '/fwdecho');
-    $c->send_text('500');
-    text_is($c, '{"error":"backend answered 500"}', '500: the JSON error');
-    $c->send_text('badutf8');
-    text_is($c, '{"error":"backend answer is not valid UTF-8"}', 'invalid UTF-8 text: the JSON error');
-    $c->send_text('go on');
-    text_is($c, 'go on', 'the socket goes on after errors');
-    close_ok($c, 'echo');
-
-    $c = open_ws($v, '/fwdbig');
-    $c->send_text('big');
-    text_is($c, '{"error":"backend answer too large"}', '5000 bytes over WebSocketForwardMaxResponse 1000');
-    $c->send_text('small');
-    text_is($c, 'small', 'the socket goes on');
-    close_ok($c, 'big');
-}];
-
-push @cases, ['backend down' => sub {
-    my $v = shift;
-    my $c = open_ws($v, '/fwddown');
-    $c->send_text('anyone?');
-    text_is($c, '{"error":"backend unavailable"}', 'nothing listening: the JSON error');
-    $c->send_text('still?');
-    text_is($c, '{"error":"backend unavailable"}', 'and again for the next message');
-    close_ok($c, 'down');
-}];
-
-push @cases, ['slow past the timeout; other sockets not delayed' => sub {
-    my $v = shift;
-    # a hanging forward socket and an echo socket in the same child
-    my(@hang, @echo, $hang, $echo);
-    for (1 .. 20) {
-        push @hang, open_ws($v, '/fwdhang');
-        push @echo, open_ws($v, '/echo');
-        my %at = map { ($_->serving_pid => $_) } @hang;
-        ($echo) = grep { $at{$_->serving_pid} } @echo;
-        if ($echo) { $hang = $at{$echo->serving_pid}; last }
-    }
-    ok($echo, 'a forward socket and an echo socket in the same child');
-    $hang ||= $hang[0];
-    $_->close for grep { $_ != $hang && (!$echo || $_ != $echo) } @hang, @echo;
-
-    my $t0 = time;
-    $hang->send_text('hang');
-    my($max, $n) = (0, 0);
-    if ($echo) {
-        my $until = time + 0.8;
-        while (time < $until) {
-            my $t1 = time;
-            $echo->send_text("ping $n");
-            my $m = $echo->read_message(5);
-            last unless $m && ($m->{payload} // '') eq "ping $n";
-            my $dt = (time - $t1) * 1000;
-            $max = $dt if $dt > $max;
-            $n++;
-        }
-    }
-    ok($n >= 10, "the echo socket kept answering while the backend hung ($n round trips)");
-    cmp_ok($max, '<', 100, sprintf('slowest echo round trip %.1f ms (< 100 ms)', $max));
-    text_is($hang, '{"error":"backend timed out"}', 'WebSocketForwardTimeout 1: the JSON error');
-    my $dt = time - $t0;
-    ok($dt > 0.9 && $dt < 5, sprintf('after about the timeout (%.1f s)', $dt));
-    $hang->send_text('next');
-    text_is($hang, 'next', 'the socket goes on');
-    close_ok($hang, 'hang');
-    $echo->close if $echo;
-}];
-
-push @cases, ['open refused by the backend' => sub {
-    my $v = shift;
-    my $c = open_ws($v, '/fwdrefuse');
-    $c->send_text('let me in');
-    my($code, $reason) = $c->expect_close(10);
-    is($code, 1008, 'a 403 to the open event closes with 1008');
-    ok(!grep({ $_->{opcode} <= 2 } $c->skipped_frames), 'and nothing of the message came back');
-}];
-
-push @cases, ['open and close events' => sub {
-    my $v = shift;
-    my $c = open_ws($v, '/fwdrecord');
-    text_is($c, 'welcome', 'the answer to open goes to the client');
-    $c->send_text('m:one');
-    text_is($c, 'ok m:one', 'then the message\'s answer');
-    $c->send_close(1000);
-    my($code) = $c->expect_close(10);
-    is($code, 1000, 'closes normally');
-    my $log = '';
-    for (1 .. 50) {
-        $log = FwdBackend::get('/log');
-        last if $log =~ /^close /m && $log =~ /m:one/;
+subtest 'messages, headers, order, binary, close event' => sub {
+    my $c = ws('/f/echo');
+    $c->send_text("hello");
+    $c->send_binary("\x00\x01\xff");
+    my $m1 = msg($c);
+    my $m2 = msg($c);
+    is($m1 && $m1->{opcode}, TEXT, 'text answer is text');
+    is($m1 && $m1->{payload}, 'hello', '... with the body');
+    is($m2 && $m2->{opcode}, BIN, 'binary answer is binary');
+    is($m2 && $m2->{payload}, "\x00\x01\xff", '... with the bytes');
+    $c->send_text("n$_") for 1 .. 20;
+    my @got = map { my $m = msg($c); $m ? $m->{payload} : '' } 1 .. 20;
+    is_deeply(\@got, [map { "n$_" } 1 .. 20], '20 answers, in order');
+    $c->send_close(1000, 'bye');
+    $c->expect_close(5);
+    my @mine;
+    $deadline = time + 5;
+    while (time < $deadline) {
+        @mine = grep { $_->{path} eq '/echo' } backend_log();
+        last if grep { $_->{event} eq 'close' } @mine;
         sleep 0.1;
     }
-    my @mine;
-    my($id) = $log =~ /^message (\S+) text - m:one$/m;
-    ok($id, 'the message was recorded with its id');
-    @mine = grep { (split / /)[1] eq ($id // '') } split /\n/, $log;
-    is_deeply(\@mine, ["open $id - - -", "message $id text - m:one", "close $id - 1000 -"],
-              'open, message, close (with WebSocket-Close-Code) for this socket');
-}];
+    my $id = $mine[0]{id} // '';
+    like($id, qr/^\d+-\d+$/, "WebSocket-Connection-Id ($id)");
+    is(scalar(grep { ($_->{id} // '') ne $id } @mine), 0, 'the same id on every request');
+    is($mine[0]{event}, 'open', 'the open event first');
+    is($mine[1]{event}, 'message', 'then messages');
+    is($mine[1]{frame}, 'text', 'WebSocket-Frame: text');
+    like($mine[1]{ctype}, qr{^text/plain}, 'text as text/plain');
+    is($mine[1]{body}, 'hello', 'the message is the body');
+    is($mine[2]{frame}, 'binary', 'WebSocket-Frame: binary');
+    is($mine[2]{ctype}, 'application/octet-stream', 'binary as application/octet-stream');
+    is($mine[2]{body}, "\x00\x01\xff", 'binary body intact');
+    is($mine[-1]{event}, 'close', 'the close event last');
+    is($mine[-1]{code}, '1000', 'WebSocket-Close-Code: 1000');
+    done_testing();
+};
 
-push @cases, ['backend answers for many messages' => sub {
-    my $v = shift;
-    my $c = open_ws($v, '/fwdecho');
-    $c->send_text("n$_") for 1 .. 200;
-    my @got;
-    while (@got < 200) {
-        my $m = next_msg($c) or last;
-        push @got, $m->{payload};
+subtest '204 sends nothing; JSON is text; upper' => sub {
+    my $c = ws('/f/nothing');
+    $c->send_text("x");
+    is(msg($c, 0.7), undef, 'nothing for 204');
+    ok($c->still_open, 'socket open');
+    my $j = ws('/f/json');
+    $j->send_binary("abc");
+    my $m = msg($j);
+    is($m && $m->{opcode}, TEXT, 'application/json comes back as text');
+    my $v = $m ? eval { JSON::PP::decode_json($m->{payload}) } : undef;
+    is($v && $v->{frame}, 'binary', 'the backend saw a binary frame');
+    my $u = ws('/f/upper');
+    $u->send_text("größer");
+    $m = msg($u);
+    is($m && $m->{payload}, "GRößER", 'UTF-8 text through the backend') ;
+    done_testing();
+};
+
+subtest 'failures give a JSON error and the socket goes on' => sub {
+    for my $case ([fail => qr/^backend answered 500$/],
+                  [down => qr/^backend refused the connection$/],
+                  [slow => qr/^backend timed out$/],
+                  [big  => qr/^backend answer too large$/]) {
+        my($n, $re) = @$case;
+        my $c = ws("/f/$n");
+        for my $try (1, 2) {
+            $c->send_text("t$try");
+            my $m = msg($c, 10);
+            like(error_of($m), $re, "$n, message $try: " . ($m ? $m->{payload} : 'nothing'));
+        }
+        ok($c->still_open, "$n: socket still open");
     }
-    is_deeply(\@got, [ map { "n$_" } 1 .. 200 ], '200 pipelined messages, answered in order');
-    close_ok($c, 'echo');
-}];
+    like($srv->error_log, qr/WS00180: .*forward message to .*: backend answered 500/,
+         'WS00180 logged');
+    done_testing();
+};
 
-push @cases, ['an empty message' => sub {
-    my $v = shift;
-    my $c = open_ws($v, '/fwdecho');
-    $c->send_text('');
-    my $m = next_msg($c);
-    ok($m && $m->{opcode} == 1 && $m->{payload} eq '', 'an empty message gets an empty answer');
-    close_ok($c, 'empty');
-}];
+subtest 'open refused by the backend: close 1008' => sub {
+    my $c = ws('/f/refuse');
+    my($code, $reason) = $c->expect_close(10);
+    is($code, 1008, 'close code 1008');
+    is($reason, 'refused by backend', 'reason');
+    done_testing();
+};
 
-WsTest::run_cases(@cases);
+subtest 'open answer is the first message; WebSocket-User' => sub {
+    my $c = ws('/f/welcome?alice');
+    my $m = msg($c);
+    is($m && $m->{payload}, 'welcome alice', 'the backend\'s answer to open');
+    my @l = grep { $_->{path} eq '/welcome' } backend_log();
+    is($l[-1]{user}, 'alice', 'WebSocket-User: alice');
+    done_testing();
+};
 
-# 10 000 messages from 10 sockets: the backend connections are reused.
-{
-    my $before = FwdBackend::connections();
-    my @c = map { open_ws('ws', '/fwdecho') } 1 .. 10;
-    my $per = 1000;
+subtest 'WebSocket-Publish sends the answer to a channel' => sub {
+    my $sub = ws('/room');
+    my $c = ws('/f/publish');
+    sleep 0.2;
+    $c->send_text("to the room");
+    my $m = msg($sub, 5);
+    is($m && $m->{payload}, 'to the room', 'the subscriber got it');
+    is(msg($c, 0.5), undef, 'the sender got nothing');
+    done_testing();
+};
+
+# a backend that hangs holds its own socket only
+my $hung = ws('/f/hang');
+$hung->send_text("wait");
+sleep 0.2;
+my $echo = ws('/echo');
+my($max, $over) = (0, 0);
+for my $i (1 .. 30) {
     my $t0 = time;
-    my $ok = 1;
-    for my $batch (0 .. 9) {
-        for my $c (@c) {
-            $c->send_text("m$_") for $batch * 100 + 1 .. $batch * 100 + 100;
-        }
-        for my $c (@c) {
-            for my $i ($batch * 100 + 1 .. $batch * 100 + 100) {
-                my $m = next_msg($c, 20);
-                $ok = 0, last unless $m && $m->{payload} eq "m$i";
-            }
-        }
-    }
+    $echo->send_text("ping $i");
+    my $m = msg($echo, 5);
     my $dt = time - $t0;
-    my $used = FwdBackend::connections() - $before;
-    diag(sprintf('10 000 messages from 10 sockets in %.2f s (%.0f/s), %d backend connections',
-                 $dt, 10 * $per / $dt, $used));
-    ok($ok && $used < 100,
-       "every answer back in order, over $used backend connections (< 100)");
-    $_->close for @c;
+    $over++ if !$m || $m->{payload} ne "ping $i" || $dt > $BOUND;
+    $max = $dt if $dt > $max;
+    sleep 0.01;
 }
+is($over, 0, sprintf('while a backend hangs, 30 echo round trips each within 100 ms (max %.1f ms)', $max * 1000));
+ok(!defined msg($hung, 0.1), 'the hanging request is still waiting');
+$hung->close;
+
+# connection reuse: 10 000 messages from 10 sockets
+my $before = backend_get('_stats');
+my @socks = map { ws('/f/echo') } 1 .. $SOCKETS;
+my %sent = map { $_ => 0 } 0 .. $#socks;
+my %got = map { $_ => 0 } 0 .. $#socks;
+my $bad = 0;
+for my $i (0 .. $#socks) {
+    while ($sent{$i} < $WINDOW) { $socks[$i]->send_text("m" . $sent{$i}++) }
+}
+my $t0 = time;
+$deadline = time + 120;
+# the open event's answer is empty: only message answers come back
+while (time < $deadline && grep { $got{$_} < $PER_SOCKET } keys %got) {
+    for my $i (0 .. $#socks) {
+        next if $got{$i} >= $PER_SOCKET;
+        my $m = msg($socks[$i], 0.001) or next;
+        $bad++ unless $m->{payload} eq "m$got{$i}";
+        $got{$i}++;
+        $socks[$i]->send_text("m" . $sent{$i}++) if $sent{$i} < $PER_SOCKET;
+    }
+}
+my $secs = time - $t0;
+my $total = 0;
+$total += $got{$_} for keys %got;
+is($total, $SOCKETS * $PER_SOCKET, "$total answers") or diag("bad order: $bad");
+is($bad, 0, 'each socket\'s answers in order');
+my $after = backend_get('_stats');
+my $conns = ($after->{connections} // 0) - ($before->{connections} // 0);
+my $reqs = ($after->{requests} // 0) - ($before->{requests} // 0);
+ok($conns > 0 && $conns <= 4 * $SOCKETS,
+   "$reqs backend requests over $conns TCP connections");
+diag(sprintf("forward: %d messages in %.2f s (%.0f msg/s), %d backend connections",
+             $total, $secs, $total / ($secs || 1), $conns));
+$_->close for @socks;
+
+ok($srv->stop, 'stopped, every process gone');
+system('rm', '-rf', $bdir) if Test::More->builder->is_passing;
+WsPrivate->cleanup('forward') if Test::More->builder->is_passing;

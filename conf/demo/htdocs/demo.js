@@ -299,3 +299,171 @@
     connect();
   });
 })();
+
+/* The chat: one WebSocket to /chat (WebSocketHandler channel, channel
+ * "chat", WebSocketChannelControl on).  The server's first message is the
+ * hello, {"event":"hello","id":"PID-N","user":…,"channels":["chat"]}: the
+ * page shows the id ("you are 12345-7").  Every later message is a chat
+ * line as some socket sent it (or a POST to /publish/chat); the server
+ * adds no envelope, so the page marks a line as its own when it matches
+ * the oldest thing it sent and has not seen back yet (echo is on).
+ * window.chatState mirrors what the page shows.
+ */
+(function () {
+  const NAMES = ['CONNECTING', 'OPEN', 'CLOSING', 'CLOSED'];
+  const url = (location.protocol === 'https:' ? 'wss://' : 'ws://') +
+    location.host + '/chat';
+  const $ = (id) => document.getElementById(id);
+
+  const state = {
+    url: url,
+    readyState: null,
+    id: null,           /* from the hello */
+    user: null,
+    channels: [],
+    hello: null,
+    messages: [],       /* {text, own, binary, bytes} in arrival order */
+    sent: [],
+    errors: [],         /* {"error":…} answers from the server */
+    close: null,
+  };
+  window.chatState = state;
+
+  let ws = null;
+  let pending = [];     /* sent, not yet seen back */
+
+  function time() {
+    const d = new Date();
+    return d.toTimeString().slice(0, 8);
+  }
+
+  function render() {
+    const badge = $('chat-state');
+    if (state.readyState === null) {
+      badge.textContent = 'not connected';
+      badge.dataset.state = '';
+    } else {
+      badge.textContent = state.readyState + ' ' + NAMES[state.readyState];
+      badge.dataset.state = String(state.readyState);
+    }
+    const open = ws !== null && ws.readyState === WebSocket.OPEN;
+    $('chat-send').disabled = !open;
+    $('chat-id').textContent = state.id === null ? '…' : state.id;
+    $('chat-me-note').textContent = state.id === null ? '' :
+      (state.user ? 'user ' + state.user + ', ' : '') + 'on ' + state.channels.join(', ');
+    $('chat-counts').textContent = state.messages.length + ' message' +
+      (state.messages.length === 1 ? '' : 's');
+    const base = location.protocol + '//' + location.host + '/publish/';
+    $('chat-curl').textContent = "curl -d 'hello' " + base + 'chat';
+    $('chat-curl-me').textContent = state.id === null ? base + 'conn:ID' :
+      "curl -d 'just you' " + base + 'conn:' + state.id;
+  }
+
+  function line(cls, who, text) {
+    const li = document.createElement('li');
+    li.className = cls;
+    for (const [c, t] of [['time', time()], ['dir', who], ['body', text]]) {
+      const span = document.createElement('span');
+      span.className = c;
+      span.textContent = t;
+      li.appendChild(span);
+    }
+    const list = $('chat-log');
+    list.appendChild(li);
+    list.scrollTop = list.scrollHeight;
+  }
+
+  function onText(text) {
+    if (state.hello === null) {
+      /* the first message of a control-on location is the hello */
+      let h = null;
+      try { h = JSON.parse(text); } catch (e) { /* not the hello */ }
+      if (h && h.event === 'hello') {
+        state.hello = h;
+        state.id = h.id;
+        state.user = h.user;
+        state.channels = h.channels || [];
+        line('notice', '•', 'you are ' + h.id);
+        render();
+        return;
+      }
+    }
+    if (text.startsWith('{"error"')) {
+      state.errors.push(text);
+      line('error', '! server', text);
+      return;
+    }
+    const own = pending.length > 0 && pending[0] === text;
+    if (own) pending.shift();
+    state.messages.push({ text: text, own: own, binary: false });
+    line(own ? 'received own' : 'received', own ? 'you' : '←', text);
+    render();
+  }
+
+  function connect() {
+    if (ws !== null && ws.readyState !== WebSocket.CLOSED) return;
+    state.hello = null;
+    state.id = null;
+    state.close = null;
+    pending = [];
+    const sock = new WebSocket(url);
+    ws = sock;
+    sock.binaryType = 'arraybuffer';
+    state.readyState = sock.readyState;
+    render();
+    sock.onopen = function () {
+      if (sock !== ws) return;
+      state.readyState = sock.readyState;
+      render();
+    };
+    sock.onmessage = function (ev) {
+      if (sock !== ws) return;
+      if (typeof ev.data === 'string') {
+        onText(ev.data);
+      } else {
+        const n = ev.data.byteLength;
+        state.messages.push({ text: null, own: false, binary: true, bytes: n });
+        line('received', '←', '(' + n + ' bytes of binary data)');
+        render();
+      }
+    };
+    sock.onclose = function (ev) {
+      if (sock !== ws) return;
+      state.readyState = sock.readyState;
+      state.close = { code: ev.code, reason: ev.reason, wasClean: ev.wasClean };
+      line('notice', '•', 'closed: code ' + ev.code + (ev.reason ? ' “' + ev.reason + '”' : ''));
+      render();
+    };
+    sock.onerror = function () {
+      if (sock !== ws) return;
+      state.readyState = sock.readyState;
+      render();
+    };
+  }
+
+  function send(ev) {
+    ev.preventDefault();
+    const input = $('chat-input');
+    const text = input.value;
+    if (!text || ws === null || ws.readyState !== WebSocket.OPEN) return;
+    ws.send(text);
+    pending.push(text);
+    state.sent.push(text);
+    input.value = '';
+    input.focus();
+  }
+
+  document.addEventListener('DOMContentLoaded', function () {
+    $('chat-url').textContent = url;
+    $('chat-form').addEventListener('submit', send);
+    $('chat-reconnect').addEventListener('click', function () {
+      /* the old socket's handlers ignore it from now on */
+      const old = ws;
+      ws = null;
+      if (old !== null && old.readyState === WebSocket.OPEN) old.close(1000, 'reconnect');
+      connect();
+    });
+    render();
+    connect();
+  });
+})();
