@@ -37,6 +37,7 @@ my $SOCKETS = 10;
 my $PER_SOCKET = 1000;
 my $WINDOW = 32;            # messages in flight per socket
 my $BOUND = 0.100;          # echo round trips while the backend hangs
+my $SHUTDOWN = 3;           # WebSocketShutdownTimeout of the server
 
 if (my $why = WsPrivate::unusable()) {
     plan skip_all => $why;
@@ -91,7 +92,7 @@ my %extra = (
     refuse  => 'WebSocketForwardEvents open',
     welcome => "WebSocketForwardEvents open\n    WebSocketUser \"%{QUERY_STRING}\"",
 );
-my $body = "LogLevel warn ws:info\n";
+my $body = "LogLevel warn ws:info\nWebSocketShutdownTimeout $SHUTDOWN\n";
 for my $n (sort keys %fwd) {
     $body .= "<Location /f/$n>\n    WebSocketHandler forward $fwd{$n}\n"
         . "    $DRIVER\n    " . ($extra{$n} // '') . "\n</Location>\n";
@@ -121,7 +122,7 @@ my $mpm = <<'EOT';
 </IfModule>
 EOT
 
-plan tests => 14;
+plan tests => 15;
 ok($bport, "backend listening on 127.0.0.1:$bport")
     or diag(WsPrivate::slurp("$bdir/backend.log"));
 my $srv = WsPrivate->new('forward', mpm => $mpm, body => $body);
@@ -302,6 +303,40 @@ ok($conns > 0 && $conns <= 4 * $SOCKETS,
 diag(sprintf("forward: %d messages in %.2f s (%.0f msg/s), %d backend connections",
              $total, $secs, $total / ($secs || 1), $conns));
 $_->close for @socks;
+
+# A graceful restart while a request hangs at the backend (20 s, within
+# the location's WebSocketForwardTimeout 15): the child's stop fails it at
+# once, so the socket gets 1001 within WebSocketShutdownTimeout and the old
+# child exits, instead of waiting for the backend.
+subtest 'graceful restart while the backend hangs' => sub {
+    my $c = ws('/f/hang');
+    $c->send_text('wait');
+    sleep 0.5;                  # the request is at the backend
+    my @old = WsTest::child_pids($srv->pid);
+    kill USR1 => $srv->pid;
+    my $t = time;
+    my($code) = $c->expect_close($SHUTDOWN + 1.5);
+    is($code, 1001, sprintf('close 1001 within %.1f s of the signal', $SHUTDOWN + 1.5));
+    $c->send_close(1001) if defined $code;
+    # a worker thread's socket also goes through httpd's lingering close
+    my $wait = $DRIVER ? 10 : $SHUTDOWN + 2;
+    my @alive = WsTest::wait_pids_gone($t + $wait - time, @old);
+    is("@alive", '', "the old child (@old) exited within $wait s");
+    my $ok = 0;
+    for (1 .. 50) {
+        $ok = eval {
+            my $n = ws('/f/echo');
+            $n->send_text('after');
+            my $m;
+            do { $m = msg($n, 5) } while ($m && $m->{payload} ne 'after');
+            $n->close;
+            $m && $m->{payload} eq 'after';
+        };
+        last if $ok;
+        sleep 0.2;
+    }
+    ok($ok, 'forwarding works after the restart');
+};
 
 ok($srv->stop, 'stopped, every process gone');
 system('rm', '-rf', $bdir) if Test::More->builder->is_passing;
