@@ -67,19 +67,42 @@ static const char *forward_configure(apr_pool_t *p, const char *args,
     return NULL;
 }
 
+/* A value that cannot break the request's header block: no CR, LF or
+ * other control character (a user name from WebSocketUser's expression
+ * may hold anything). */
+static int header_value_ok(const char *v)
+{
+    for (; v && *v; ++v) {
+        if ((unsigned char)*v < 0x20 || *v == 0x7f) {
+            return 0;
+        }
+    }
+    return v != NULL;
+}
+
 /* The headers that tell the backend what this request is. */
 static const char *const *headers(apr_pool_t *p, ws_conn_t *wc,
                                   const char *event, int type, unsigned code)
 {
-    const char **h = apr_pcalloc(p, 7 * sizeof(*h));
+    const char **h = apr_pcalloc(p, 9 * sizeof(*h));
+    request_rec *r = ws_conn_request(wc);
     const char *user = ws_conn_user(wc);
+    const char *cookie = apr_table_get(r->headers_in, "Cookie");
     int n = 0;
 
     h[n++] = apr_pstrcat(p, "WebSocket-Connection-Id: ", ws_conn_id(wc),
                          NULL);
     h[n++] = apr_pstrcat(p, "WebSocket-Event: ", event, NULL);
-    if (user) {
+    if (header_value_ok(user)) {
         h[n++] = apr_pstrcat(p, "WebSocket-User: ", user, NULL);
+    }
+    /* The upgrade request's cookies, so that the backend finds its session
+     * (a PHP app's login), and who the client is. */
+    if (cookie && header_value_ok(cookie)) {
+        h[n++] = apr_pstrcat(p, "Cookie: ", cookie, NULL);
+    }
+    if (r->useragent_ip) {
+        h[n++] = apr_pstrcat(p, "X-Forwarded-For: ", r->useragent_ip, NULL);
     }
     if (type) {
         h[n++] = type == WS_MSG_TEXT ? "WebSocket-Frame: text"

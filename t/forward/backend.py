@@ -94,6 +94,8 @@ class Handler(BaseHTTPRequestHandler):
                 "path": url.path,
                 "id": self.headers.get("WebSocket-Connection-Id"),
                 "user": self.headers.get("WebSocket-User"),
+                "cookie": self.headers.get("Cookie"),
+                "xff": self.headers.get("X-Forwarded-For"),
                 "event": event,
                 "frame": self.headers.get("WebSocket-Frame"),
                 "code": self.headers.get("WebSocket-Close-Code"),

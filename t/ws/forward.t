@@ -90,7 +90,7 @@ my %extra = (
     slow    => 'WebSocketForwardTimeout 1',
     hang    => 'WebSocketForwardTimeout 15',
     refuse  => 'WebSocketForwardEvents open',
-    welcome => "WebSocketForwardEvents open\n    WebSocketUser \"%{QUERY_STRING}\"",
+    welcome => "WebSocketForwardEvents open\n    WebSocketUser \"%{unescape:%{QUERY_STRING}}\"",
 );
 my $body = "LogLevel warn ws:info\nWebSocketShutdownTimeout $SHUTDOWN\n";
 for my $n (sort keys %fwd) {
@@ -148,7 +148,9 @@ sub error_of {
 }
 
 subtest 'messages, headers, order, binary, close event' => sub {
-    my $c = ws('/f/echo');
+    my $c = WsTest->connect('ws', '/f/echo', port => $srv->port,
+                            headers => [Cookie => 'sid=abc123; theme=dark']);
+    die "handshake answered " . $c->status . "\n" unless $c->status == 101;
     $c->send_text("hello");
     $c->send_binary("\x00\x01\xff");
     my $m1 = msg($c);
@@ -182,6 +184,8 @@ subtest 'messages, headers, order, binary, close event' => sub {
     is($mine[2]{body}, "\x00\x01\xff", 'binary body intact');
     is($mine[-1]{event}, 'close', 'the close event last');
     is($mine[-1]{code}, '1000', 'WebSocket-Close-Code: 1000');
+    is($mine[1]{cookie}, 'sid=abc123; theme=dark', "the upgrade request's Cookie");
+    is($mine[1]{xff}, '127.0.0.1', 'X-Forwarded-For: the client');
     done_testing();
 };
 
@@ -236,6 +240,10 @@ subtest 'open answer is the first message; WebSocket-User' => sub {
     is($m && $m->{payload}, 'welcome alice', 'the backend\'s answer to open');
     my @l = grep { $_->{path} eq '/welcome' } backend_log();
     is($l[-1]{user}, 'alice', 'WebSocket-User: alice');
+    # a user name that would end the header block is not sent
+    $c = ws('/f/welcome?eve%0D%0AX-Evil:%201');
+    $m = msg($c);
+    is($m && $m->{payload}, 'welcome stranger', 'no WebSocket-User with CR LF in the name');
     done_testing();
 };
 
