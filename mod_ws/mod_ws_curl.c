@@ -19,12 +19,12 @@
 
 #include <curl/curl.h>
 
+/* Backend connections a child keeps open when idle. */
+#define WS_CURL_KEEP 64L
+
 /* Set at configuration time when a location forwards (mod_ws_forward.c);
  * the client thread is started only then. */
 int ws_curl_used;
-
-/* Idle backend connections kept for reuse, whatever runs at the time. */
-#define WS_CURL_MAX_IDLE 64
 
 struct transfer_t;
 
@@ -339,11 +339,10 @@ apr_status_t ws_curl_child_init(apr_pool_t *pchild, server_rec *s)
         || !(client.multi = curl_multi_init())) {
         return APR_EGENERAL;
     }
-    /* libcurl's default cache is 4 connections per transfer running at
-     * the time: after a quiet moment it closes idle connections that the
-     * next burst then opens again.  A fixed size keeps them. */
-    curl_multi_setopt(client.multi, CURLMOPT_MAXCONNECTS,
-                      (long)WS_CURL_MAX_IDLE);
+    /* The cache's default size follows the transfers running at that
+     * moment: after a quiet spell it shrinks and closes the connections
+     * the next burst needs again. */
+    curl_multi_setopt(client.multi, CURLMOPT_MAXCONNECTS, WS_CURL_KEEP);
     rv = apr_thread_mutex_create(&client.mutex, APR_THREAD_MUTEX_DEFAULT,
                                  pchild);
     if (rv == APR_SUCCESS) {

@@ -67,20 +67,22 @@ static const char *forward_configure(apr_pool_t *p, const char *args,
     return NULL;
 }
 
-/* A value that cannot break the request's header block: no CR, LF or
- * other control character (a user name from WebSocketUser's expression
- * may hold anything). */
-static int header_value_ok(const char *v)
+/* A header value may not carry line breaks or other controls: a user name
+ * from Basic auth may hold any byte but ':' (RFC 7617), and must not add
+ * headers of its own to the backend request. */
+static int header_safe(const char *v)
 {
-    for (; v && *v; ++v) {
+    for (; *v; ++v) {
         if ((unsigned char)*v < 0x20 || *v == 0x7f) {
             return 0;
         }
     }
-    return v != NULL;
+    return 1;
 }
 
-/* The headers that tell the backend what this request is. */
+/* The headers that tell the backend what this request is, and those of
+ * the upgrade request an application needs to know its client (its
+ * session cookie, its address). */
 static const char *const *headers(apr_pool_t *p, ws_conn_t *wc,
                                   const char *event, int type, unsigned code)
 {
@@ -93,16 +95,8 @@ static const char *const *headers(apr_pool_t *p, ws_conn_t *wc,
     h[n++] = apr_pstrcat(p, "WebSocket-Connection-Id: ", ws_conn_id(wc),
                          NULL);
     h[n++] = apr_pstrcat(p, "WebSocket-Event: ", event, NULL);
-    if (header_value_ok(user)) {
+    if (user && header_safe(user)) {
         h[n++] = apr_pstrcat(p, "WebSocket-User: ", user, NULL);
-    }
-    /* The upgrade request's cookies, so that the backend finds its session
-     * (a PHP app's login), and who the client is. */
-    if (cookie && header_value_ok(cookie)) {
-        h[n++] = apr_pstrcat(p, "Cookie: ", cookie, NULL);
-    }
-    if (r->useragent_ip) {
-        h[n++] = apr_pstrcat(p, "X-Forwarded-For: ", r->useragent_ip, NULL);
     }
     if (type) {
         h[n++] = type == WS_MSG_TEXT ? "WebSocket-Frame: text"
@@ -111,6 +105,10 @@ static const char *const *headers(apr_pool_t *p, ws_conn_t *wc,
     if (code) {
         h[n++] = apr_psprintf(p, "WebSocket-Close-Code: %u", code);
     }
+    if (cookie && header_safe(cookie)) {
+        h[n++] = apr_pstrcat(p, "Cookie: ", cookie, NULL);
+    }
+    h[n++] = apr_pstrcat(p, "X-Forwarded-For: ", r->useragent_ip, NULL);
     h[n++] = type == WS_MSG_BINARY ? "Content-Type: application/octet-stream"
                                    : "Content-Type: text/plain; charset=utf-8";
     return h;
