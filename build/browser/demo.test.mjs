@@ -235,7 +235,8 @@ for (const scheme of ['http', 'https']) {
         assert.deepEqual(st.channels, ['chat']);
         assert.equal(st.hello.event, 'hello');
         assert.match(await page.locator('#chat-curl').innerText(),
-          /^curl -d 'hello' https?:\/\/localhost:\d+\/publish\/chat$/);
+          scheme === 'http' ? /^curl -d 'hello' http:\/\/localhost:\d+\/publish\/chat$/
+            : /^curl -k -d 'hello' https:\/\/localhost:\d+\/publish\/chat$/);
         ids.push(id);
       }
       assert.notEqual(ids[0], ids[1], 'two sockets, two ids');

@@ -357,9 +357,11 @@
     $('chat-counts').textContent = state.messages.length + ' message' +
       (state.messages.length === 1 ? '' : 's');
     const base = location.protocol + '//' + location.host + '/publish/';
-    $('chat-curl').textContent = "curl -d 'hello' " + base + 'chat';
+    /* the demo's https:// certificate is self-signed */
+    const curl = location.protocol === 'https:' ? 'curl -k' : 'curl';
+    $('chat-curl').textContent = curl + " -d 'hello' " + base + 'chat';
     $('chat-curl-me').textContent = state.id === null ? base + 'conn:ID' :
-      "curl -d 'just you' " + base + 'conn:' + state.id;
+      curl + " -d 'just you' " + base + 'conn:' + state.id;
   }
 
   function line(cls, who, text) {
