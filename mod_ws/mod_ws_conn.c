@@ -153,7 +153,6 @@ void ws_conn_open(ws_conn_t *wc)
     ap_log_cerror(APLOG_MARK, APLOG_DEBUG, 0, wc->c,
                   WSLOGNO(00011) "ws %s: open on %s, handler %s", wc->id,
                   wc->r->uri, wc->dcfg->handler_name);
-    ws_status_opened(wc->on_reactor);
     join_own_channels(wc);
     if (wc->handler->on_open) {
         rv = wc->handler->on_open(wc, wc->dcfg->handler_conf,

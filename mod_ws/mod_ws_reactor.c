@@ -14,6 +14,8 @@
  * without waiting.  Moves bytes and time only: no protocol code here.
  */
 #include "mod_ws_conn.h"
+#include "mod_ws_status.h"
+#include "ws_close.h"
 
 #include "apr_atomic.h"
 #include "apr_thread_mutex.h"
@@ -76,10 +78,15 @@ void ws_reactor_suspend_connection(conn_rec *c, request_rec *r)
 
     /* Trap: the hook also runs on the MPM's own lingering-close path, and
      * a connection whose 101 failed is the MPM's to close. */
-    if (!wc || !c->cs || c->cs->state != CONN_STATE_SUSPENDED || c->aborted) {
+    if (!wc) {
         return;
     }
     ap_set_module_config(c->conn_config, &ws_module, NULL);
+    if (!c->cs || c->cs->state != CONN_STATE_SUSPENDED || c->aborted) {
+        /* Counted open at its 101, never to be served. */
+        ws_status_closed(0, WS_CLOSE_ABNORMAL);
+        return;
+    }
     wc->handoff = apr_time_now();
     wc->qnext = NULL;
     apr_thread_mutex_lock(reactor.mutex);
@@ -313,6 +320,7 @@ static void adopt(ws_conn_t *wc, apr_thread_t *self, apr_time_t now)
 
     c->current_thread = self;
     wc->on_reactor = 1;
+    ws_status_adopted();
     list_push(&reactor.conns, wc);
     memset(&wc->pfd, 0, sizeof(wc->pfd));
     wc->pfd.p = c->pool;
@@ -367,12 +375,17 @@ static void service_posted(apr_time_t now)
     apr_thread_mutex_lock(reactor.mutex);
     wc = reactor.posted;
     reactor.posted = NULL;
-    for (next = wc; next; next = next->pnext) {
-        next->posted = 0;
-    }
     apr_thread_mutex_unlock(reactor.mutex);
     for (; wc; wc = next) {
+        /* One at a time: once wc->posted is clear another thread may post
+         * wc again, onto the new list, through wc->pnext; so its next on
+         * this list is read first.  (Clearing them all up front lost the
+         * rest of this list whenever one was posted again meanwhile: those
+         * waited for their next timer, ~30 s.) */
+        apr_thread_mutex_lock(reactor.mutex);
         next = wc->pnext;
+        wc->posted = 0;
+        apr_thread_mutex_unlock(reactor.mutex);
         ws_conn_jobs_finish(wc, wc->c->aborted);
         if (!wc->c->aborted) {
             service(wc, now);

@@ -109,14 +109,18 @@ void ws_status_child_init(void)
     }
 }
 
-void ws_status_opened(int reactor)
+void ws_status_opened(void)
 {
     if (status.mine) {
         apr_atomic_inc32(&status.mine->open);
-        if (reactor) {
-            apr_atomic_inc32(&status.mine->open_reactor);
-        }
         apr_atomic_inc64(&status.mine->opened);
+    }
+}
+
+void ws_status_adopted(void)
+{
+    if (status.mine) {
+        apr_atomic_inc32(&status.mine->open_reactor);
     }
 }
 

@@ -22,7 +22,10 @@ apr_status_t ws_status_post_config(apr_pool_t *pconf, server_rec *s);
 void ws_status_child_init(void);
 void ws_status_register_hooks(apr_pool_t *p);
 
-void ws_status_opened(int reactor);
+/* A WebSocket exists from its 101 on (so that WebSocketMaxConnections
+ * counts it at once); the reactor's are also counted from adoption on. */
+void ws_status_opened(void);
+void ws_status_adopted(void);
 void ws_status_closed(int reactor, unsigned code);
 void ws_status_traffic(apr_size_t msgs_in, apr_size_t msgs_out,
                        apr_size_t bytes_in, apr_size_t bytes_out);

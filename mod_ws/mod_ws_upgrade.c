@@ -18,6 +18,7 @@
 #include "http_request.h"
 #include "util_filter.h"
 
+#include "ws_close.h"
 #include "ws_handshake.h"
 
 static int refuse(request_rec *r, int status, const char *why)
@@ -186,9 +187,13 @@ int ws_upgrade_handler(request_rec *r)
         apr_table_setn(r->headers_out, "Sec-WebSocket-Protocol", protocol);
     }
     deflate = negotiate_deflate(r, d);
+    /* Counted before the 101 goes out: a client that opens the next
+     * socket as soon as it reads this one's 101 must find it counted. */
+    ws_status_opened();
     r->status = HTTP_SWITCHING_PROTOCOLS;
     ap_send_interim_response(r, 1);
     if (r->connection->aborted) {
+        ws_status_closed(0, WS_CLOSE_ABNORMAL);
         return DONE;
     }
     take_over_connection(r);
@@ -197,6 +202,7 @@ int ws_upgrade_handler(request_rec *r)
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
                       WSLOGNO(00003) "cannot set up the WebSocket");
+        ws_status_closed(0, WS_CLOSE_ABNORMAL);
         r->connection->aborted = 1;
         return DONE;
     }
