@@ -18,7 +18,7 @@ die() { say "error: $*"; exit 1; }
 # shellcheck disable=SC2034  # used by the scripts that source this file
 WS_BUILD_PKGS=(gcc libc6-dev make autoconf automake libtool pkg-config
     apache2 apache2-dev libapr1-dev libaprutil1-dev check libjansson-dev libhiredis-dev
-    libcurl4-openssl-dev
+    libcurl4-openssl-dev zlib1g-dev
     openssl ca-certificates python3)
 # shellcheck disable=SC2034
 WS_TEST_PKGS=(libapache2-mod-perl2 libprotocol-websocket-perl

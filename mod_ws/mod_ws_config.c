@@ -68,6 +68,8 @@ void *ws_config_merge_dir(apr_pool_t *p, void *basev, void *addv)
     WS_MERGE(forward_events);
     WS_MERGE(forward_timeout);
     WS_MERGE(forward_max_answer);
+    WS_MERGE(deflate);
+    WS_MERGE(deflate_takeover);
     if (add->origin_set) {
         d->origin_mode = add->origin_mode;
         d->origins = add->origins;
@@ -419,6 +421,24 @@ static const char *set_channel_flag(cmd_parms *cmd, void *dv, int on)
     return NULL;
 }
 
+static const char *set_deflate(cmd_parms *cmd, void *dv, int on)
+{
+    ws_dir_conf_t *d = dv;
+
+    d->deflate = on;
+    d->deflate_set = 1;
+    return NULL;
+}
+
+static const char *set_deflate_takeover(cmd_parms *cmd, void *dv, int on)
+{
+    ws_dir_conf_t *d = dv;
+
+    d->deflate_takeover = on;
+    d->deflate_takeover_set = 1;
+    return NULL;
+}
+
 static const char *set_shutdown_timeout(cmd_parms *cmd, void *dv,
                                         const char *a)
 {
@@ -560,6 +580,13 @@ const command_rec ws_config_cmds[] = {
     AP_INIT_TAKE1("WebSocketBroker", set_broker, NULL, RSRC_CONF,
                   "local (default) or redis://host[:port][/prefix]: how "
                   "channel messages reach other servers"),
+    AP_INIT_FLAG("WebSocketDeflate", set_deflate, NULL, ACCESS_CONF,
+                 "on: accept permessage-deflate (RFC 7692) when the client "
+                 "offers it (default off)"),
+    AP_INIT_FLAG("WebSocketDeflateContextTakeover", set_deflate_takeover,
+                 NULL, ACCESS_CONF, "on: keep each side's compression "
+                 "context between messages (better ratio, ~50 KiB per "
+                 "socket); off (default): none kept"),
     AP_INIT_TAKE1("WebSocketShutdownTimeout", set_shutdown_timeout, NULL,
                   RSRC_CONF, "seconds WebSockets get to close on graceful "
                   "restart or stop"),

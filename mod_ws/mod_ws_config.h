@@ -38,6 +38,8 @@ typedef struct {
     int forward_events;              /* WS_FORWARD_OPEN | WS_FORWARD_CLOSE */
     apr_interval_time_t forward_timeout;
     apr_size_t forward_max_answer;
+    int deflate;                     /* WebSocketDeflate: permessage-deflate */
+    int deflate_takeover;            /* WebSocketDeflateContextTakeover */
     unsigned int handler_set:1;
     unsigned int driver_set:1;
     unsigned int protocols_set:1;
@@ -54,6 +56,8 @@ typedef struct {
     unsigned int forward_events_set:1;
     unsigned int forward_timeout_set:1;
     unsigned int forward_max_answer_set:1;
+    unsigned int deflate_set:1;
+    unsigned int deflate_takeover_set:1;
 
     /* The dbd handler (mod_ws_dbd.c). */
     apr_array_header_t *dbd_queries; /* const char *: labels it may run */

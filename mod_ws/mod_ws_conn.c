@@ -63,8 +63,15 @@ static void on_peer_close(void *baton, unsigned code, const char *reason,
 
 static const ws_session_callbacks_t callbacks = { on_message, on_peer_close };
 
+/* permessage-deflate: messages below this size go out uncompressed (the
+ * frame would hardly shrink and zlib's set-up would cost more), and the
+ * zlib settings; see README "WebSocketDeflate" for what they cost. */
+#define WS_DEFLATE_MIN_SIZE  64
+#define WS_DEFLATE_LEVEL     6
+
 apr_status_t ws_conn_create(ws_conn_t **pwc, request_rec *r,
-                            const ws_dir_conf_t *dcfg)
+                            const ws_dir_conf_t *dcfg,
+                            const ws_deflate_params_t *deflate)
 {
     conn_rec *c = r->connection;
     ws_conn_t *wc = apr_pcalloc(r->pool, sizeof(*wc));
@@ -96,6 +103,16 @@ apr_status_t ws_conn_create(ws_conn_t **pwc, request_rec *r,
     scfg.ping_interval = dcfg->ping_interval;
     scfg.idle_timeout = dcfg->idle_timeout;
     scfg.close_timeout = wc->scfg->shutdown_timeout;
+    if (deflate) {
+        scfg.deflate = deflate;
+        scfg.deflate_min_size = WS_DEFLATE_MIN_SIZE;
+        scfg.deflate_level = WS_DEFLATE_LEVEL;
+        /* With context takeover the compressor lives as long as the
+         * socket: a 4 KiB window (from the negotiation) and a small hash
+         * keep it near 40 KiB; without, it only exists while a message is
+         * compressed and may take zlib's defaults. */
+        scfg.deflate_mem_level = dcfg->deflate_takeover ? 5 : 8;
+    }
     rv = ws_session_create(&wc->session, r->pool, &scfg, &callbacks, wc,
                            wc->opened);
     if (rv == APR_SUCCESS) {

@@ -75,9 +75,11 @@ struct ws_conn_t {
 /* Results of ws_conn_read beyond APR_SUCCESS. */
 #define WS_CONN_EOF APR_EOF         /* the peer's stream ended */
 
-/* Make the connection state after the 101 (session, brigades, id). */
+/* Make the connection state after the 101 (session, brigades, id).
+ * deflate: the permessage-deflate parameters the 101 agreed to, or NULL. */
 apr_status_t ws_conn_create(ws_conn_t **pwc, request_rec *r,
-                            const ws_dir_conf_t *dcfg);
+                            const ws_dir_conf_t *dcfg,
+                            const ws_deflate_params_t *deflate);
 
 /* Run the handler's on_open; on failure the session closes with 1011. */
 void ws_conn_open(ws_conn_t *wc);

@@ -67,18 +67,35 @@ static const char *forward_configure(apr_pool_t *p, const char *args,
     return NULL;
 }
 
-/* The headers that tell the backend what this request is. */
+/* A header value may not carry line breaks or other controls: a user name
+ * from Basic auth may hold any byte but ':' (RFC 7617), and must not add
+ * headers of its own to the backend request. */
+static int header_safe(const char *v)
+{
+    for (; *v; ++v) {
+        if ((unsigned char)*v < 0x20 || *v == 0x7f) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* The headers that tell the backend what this request is, and those of
+ * the upgrade request an application needs to know its client (its
+ * session cookie, its address). */
 static const char *const *headers(apr_pool_t *p, ws_conn_t *wc,
                                   const char *event, int type, unsigned code)
 {
-    const char **h = apr_pcalloc(p, 7 * sizeof(*h));
+    const char **h = apr_pcalloc(p, 9 * sizeof(*h));
+    request_rec *r = ws_conn_request(wc);
     const char *user = ws_conn_user(wc);
+    const char *cookie = apr_table_get(r->headers_in, "Cookie");
     int n = 0;
 
     h[n++] = apr_pstrcat(p, "WebSocket-Connection-Id: ", ws_conn_id(wc),
                          NULL);
     h[n++] = apr_pstrcat(p, "WebSocket-Event: ", event, NULL);
-    if (user) {
+    if (user && header_safe(user)) {
         h[n++] = apr_pstrcat(p, "WebSocket-User: ", user, NULL);
     }
     if (type) {
@@ -88,6 +105,10 @@ static const char *const *headers(apr_pool_t *p, ws_conn_t *wc,
     if (code) {
         h[n++] = apr_psprintf(p, "WebSocket-Close-Code: %u", code);
     }
+    if (cookie && header_safe(cookie)) {
+        h[n++] = apr_pstrcat(p, "Cookie: ", cookie, NULL);
+    }
+    h[n++] = apr_pstrcat(p, "X-Forwarded-For: ", r->useragent_ip, NULL);
     h[n++] = type == WS_MSG_BINARY ? "Content-Type: application/octet-stream"
                                    : "Content-Type: text/plain; charset=utf-8";
     return h;

@@ -4,7 +4,8 @@
  * Input is header values as plain strings (NULL when absent), so httpd, the
  * unit tests and the fuzzer all call the same code.  Must not: include an
  * httpd header, do I/O, allocate (everything works on the caller's strings
- * and stack buffers), or trust that a string is well formed.
+ * and stack buffers; only the extension parser allocates, from the pool it
+ * is given), or trust that a string is well formed.
  */
 #include <string.h>
 
@@ -326,4 +327,151 @@ int ws_handshake_origin_listed(const char *origin,
         }
     }
     return 0;
+}
+
+/* ---- extensions (§9.1) ------------------------------------------------ */
+
+/* RFC 9110 §5.6.2 tchar. */
+static int ws_is_tchar(char c)
+{
+    return apr_isalnum(c) || (c != '\0' && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+static const char *ws_skip_ows(const char *p)
+{
+    while (ws_is_ows(*p)) {
+        p++;
+    }
+    return p;
+}
+
+/* A token at p: its copy in *out (NULL when there is none). */
+static const char *ws_ext_token(apr_pool_t *pool, const char *p,
+                                const char **out)
+{
+    const char *start = p;
+
+    while (ws_is_tchar(*p)) {
+        p++;
+    }
+    *out = p > start ? apr_pstrmemdup(pool, start, (apr_size_t)(p - start))
+                     : NULL;
+    return p;
+}
+
+/* A quoted-string at p (which points at the opening quote), unescaped
+ * into *out; NULL when it does not end.  §9.1: the unescaped value must
+ * be a token, which the caller checks. */
+static const char *ws_ext_quoted(apr_pool_t *pool, const char *p,
+                                 const char **out)
+{
+    const char *q = p + 1;
+    char *buf, *w;
+
+    buf = w = apr_palloc(pool, strlen(q) + 1);
+    for (; *q != '"'; q++) {
+        if (*q == '\0') {
+            *out = NULL;
+            return q;
+        }
+        if (*q == '\\') {
+            if (q[1] == '\0') {
+                *out = NULL;
+                return q + 1;
+            }
+            q++;
+        }
+        *w++ = *q;
+    }
+    *w = '\0';
+    *out = buf;
+    return q + 1;
+}
+
+static int ws_ext_is_token(const char *s)
+{
+    if (*s == '\0') {
+        return 0;
+    }
+    for (; *s; s++) {
+        if (!ws_is_tchar(*s)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Skip to the comma that ends the current element, outside quotes. */
+static const char *ws_ext_skip_element(const char *p)
+{
+    int quoted = 0;
+
+    for (; *p != '\0'; p++) {
+        if (quoted && *p == '\\' && p[1] != '\0') {
+            p++;
+        }
+        else if (*p == '"') {
+            quoted = !quoted;
+        }
+        else if (*p == ',' && !quoted) {
+            break;
+        }
+    }
+    return p;
+}
+
+apr_array_header_t *ws_handshake_parse_extensions(apr_pool_t *pool,
+                                                  const char *value)
+{
+    apr_array_header_t *offers = apr_array_make(pool, 2,
+                                                sizeof(ws_ext_offer_t));
+    const char *p = value ? value : "";
+
+    for (;;) {
+        ws_ext_offer_t *o;
+
+        while (*p == ',' || ws_is_ows(*p)) {
+            p++;
+        }
+        if (*p == '\0') {
+            break;
+        }
+        o = apr_array_push(offers);
+        o->params = apr_array_make(pool, 4, sizeof(ws_ext_param_t));
+        o->bad = 0;
+        p = ws_ext_token(pool, p, &o->name);
+        if (o->name == NULL) {
+            o->name = "";
+            o->bad = 1;
+        }
+        p = ws_skip_ows(p);
+        while (!o->bad && *p == ';') {
+            ws_ext_param_t *prm = apr_array_push(o->params);
+            p = ws_ext_token(pool, ws_skip_ows(p + 1), &prm->name);
+            prm->value = NULL;
+            if (prm->name == NULL) {
+                prm->name = "";
+                o->bad = 1;
+                break;
+            }
+            p = ws_skip_ows(p);
+            if (*p == '=') {
+                p = ws_skip_ows(p + 1);
+                p = *p == '"' ? ws_ext_quoted(pool, p, &prm->value)
+                              : ws_ext_token(pool, p, &prm->value);
+                if (prm->value == NULL || !ws_ext_is_token(prm->value)) {
+                    o->bad = 1;
+                    break;
+                }
+                p = ws_skip_ows(p);
+            }
+        }
+        if (*p != ',' && *p != '\0') {
+            o->bad = 1;
+        }
+        if (o->bad) {
+            p = ws_ext_skip_element(p);
+        }
+    }
+    return offers;
 }

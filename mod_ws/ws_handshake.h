@@ -70,4 +70,31 @@ int ws_handshake_origin_same(const char *origin, const char *scheme,
 int ws_handshake_origin_listed(const char *origin,
                                const apr_array_header_t *allowed);
 
+/* ---- Sec-WebSocket-Extensions (§9.1) ---------------------------------- */
+
+/* One parameter of an extension offer: value NULL when it has none; a
+ * quoted-string value is given unquoted and unescaped. */
+typedef struct {
+    const char *name;
+    const char *value;
+} ws_ext_param_t;
+
+/* One element of the extension list: a name and its parameters, in order.
+ * bad is set when the element breaks the §9.1 grammar (a value that is not
+ * a token after unquoting, stray characters, an empty name): the caller
+ * must not accept that offer, but the other offers still count. */
+typedef struct {
+    const char *name;
+    apr_array_header_t *params;   /* ws_ext_param_t */
+    int bad;
+} ws_ext_offer_t;
+
+/* Split a Sec-WebSocket-Extensions value (repeated headers joined with
+ * ",", as httpd does) into its offers, in order: an array of
+ * ws_ext_offer_t allocated from p, empty for NULL or an empty value.
+ * Commas and semicolons inside quoted strings do not split.  Allocates
+ * from p; never fails. */
+apr_array_header_t *ws_handshake_parse_extensions(apr_pool_t *p,
+                                                  const char *value);
+
 #endif /* WS_HANDSHAKE_H */

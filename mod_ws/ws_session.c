@@ -7,6 +7,13 @@
  * are acted on when complete.  Frames we send are appended to one output
  * queue the driver drains with ws_session_pending / ws_session_consume.
  *
+ * With permessage-deflate (RFC 7692), a message whose first frame has RSV1
+ * is compressed: its payload is unmasked through a small stack buffer and
+ * inflated into the message buffer as it arrives, with the output room
+ * never larger than what max_message still allows, so a decompression bomb
+ * is refused (1009) having inflated at most the limit.  Messages we send
+ * are compressed straight into the output queue.
+ *
  * Must not: do I/O, log, include an httpd header, allocate from the pool per
  * message or per byte (the two growing buffers are malloc'd, freed by a
  * pool cleanup and shrunk after a large message), or be called from a thread
@@ -19,6 +26,7 @@
 #include <apr_strings.h>
 
 #include "ws_close.h"
+#include "ws_deflate.h"
 #include "ws_frame.h"
 #include "ws_session.h"
 #include "ws_utf8.h"
@@ -28,6 +36,10 @@
 #define WS_SESSION_KEEP      (64 * 1024)
 #define WS_SESSION_MIN_ALLOC 4096
 #define WS_SESSION_CLOSE_TIMEOUT_DEFAULT apr_time_from_sec(5)
+/* Compressed payload is unmasked this much at a time, on the stack. */
+#define WS_SESSION_ZCHUNK    4096
+/* RSV1 in ws_frame_header_t.rsv (RSV1..3 as bits 2..0). */
+#define WS_RSV1              4
 
 typedef enum {
     WS_PARSE_HEADER,   /* gathering header bytes in hdr[] */
@@ -57,6 +69,13 @@ struct ws_session_t {
     unsigned msg_op;
     ws_buf_t msg;
     ws_utf8_t utf8;
+
+    /* permessage-deflate: zd is NULL when not negotiated. */
+    ws_deflate_t *zd;
+    int msg_compressed;             /* the open message had RSV1 */
+    int tx_plain;                   /* a compressed send failed: send the
+                                     * rest uncompressed (§6 allows it) */
+    apr_uint64_t zin;               /* its compressed bytes so far */
 
     /* Payload of the current control frame (§5.5: at most 125 bytes). */
     unsigned char ctrl[125];
@@ -198,6 +217,69 @@ static apr_status_t ws_session_queue(ws_session_t *s, unsigned opcode,
     return APR_SUCCESS;
 }
 
+/* Queue one whole data message compressed (RFC 7692 §7.2.1), RSV1 set.
+ * zlib writes straight into the output queue, after room for the longest
+ * header; the header goes in front once the length is known. */
+static apr_status_t ws_session_queue_deflated(ws_session_t *s,
+                                              unsigned opcode,
+                                              const void *data,
+                                              apr_size_t len)
+{
+    unsigned char hdr[WS_FRAME_HEADER_MAX], mask[4], *frame;
+    apr_size_t rel = s->out.end - s->out.start, got, clen, hlen;
+    apr_status_t rv;
+    int rc;
+
+    if (s->close_sent) {
+        return APR_EINVAL;
+    }
+    /* Offsets from out.start stay valid when the buffer grows or moves. */
+    rv = ws_buf_reserve(&s->out, WS_FRAME_HEADER_MAX + len / 2 + 64);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    s->out.end += WS_FRAME_HEADER_MAX;
+    rc = ws_deflate_tx_begin(s->zd, data, len);
+    while (rc == WS_DEFLATE_OK) {
+        if (s->out.cap == s->out.end
+            && (rv = ws_buf_reserve(&s->out, s->out.end - s->out.start))
+               != APR_SUCCESS) {
+            break;
+        }
+        rc = ws_deflate_tx(s->zd, s->out.data + s->out.end,
+                           s->out.cap - s->out.end, &got);
+        s->out.end += got;
+    }
+    frame = s->out.data + s->out.start + rel;
+    clen = s->out.end - s->out.start - rel - WS_FRAME_HEADER_MAX;
+    if (rc != WS_DEFLATE_DONE || clen < 4
+        || memcmp(frame + WS_FRAME_HEADER_MAX + clen - 4, "\0\0\xff\xff", 4)) {
+        s->out.end = s->out.start + rel;      /* as if never queued */
+        ws_deflate_tx_drop(s->zd);
+        s->tx_plain = 1;
+        return rv != APR_SUCCESS ? rv : APR_ENOMEM;
+    }
+    ws_deflate_tx_end(s->zd);
+    clen -= 4;
+    if (s->cfg.is_client) {
+        apr_uint64_t r = ws_session_random(s) >> 32;
+        mask[0] = (unsigned char)r;
+        mask[1] = (unsigned char)(r >> 8);
+        mask[2] = (unsigned char)(r >> 16);
+        mask[3] = (unsigned char)(r >> 24);
+    }
+    hlen = ws_frame_header_write(hdr, 1, WS_RSV1, opcode, clen,
+                                 s->cfg.is_client ? mask : NULL);
+    memmove(frame + hlen, frame + WS_FRAME_HEADER_MAX, clen);
+    memcpy(frame, hdr, hlen);
+    if (s->cfg.is_client) {
+        ws_frame_mask(frame + hlen, clen, mask, 0);
+    }
+    s->out.end = s->out.start + rel + hlen + clen;
+    s->stats.deflated_out++;
+    return APR_SUCCESS;
+}
+
 static void ws_session_set_reason(ws_session_t *s, unsigned code,
                                   const char *reason)
 {
@@ -226,6 +308,10 @@ static void ws_session_set_closed(ws_session_t *s)
         s->msg_op = 0;
         ws_buf_free(&s->msg);
     }
+    /* Nothing more is inflated or compressed once CLOSED. */
+    if (s->zd) {
+        ws_deflate_release(s->zd);
+    }
 }
 
 /* The peer broke a rule: §7.1.7 "Fail the WebSocket Connection". */
@@ -252,8 +338,12 @@ static int ws_session_check_header(ws_session_t *s)
 {
     const ws_frame_header_t *h = &s->frame;
 
-    /* §5.2: RSV bits need a negotiated extension; none is. */
-    if (h->rsv) {
+    /* §5.2: RSV bits need a negotiated extension.  RFC 7692 §6.1: with
+     * permessage-deflate, RSV1 marks the first frame of a compressed
+     * message; on a control or continuation frame it is an error. */
+    if (h->rsv && (h->rsv != WS_RSV1 || s->zd == NULL
+                   || WS_OP_IS_CONTROL(h->opcode)
+                   || h->opcode == WS_OP_CONTINUATION)) {
         ws_session_fail(s, WS_CLOSE_PROTOCOL_ERROR, "reserved bits set");
         return -1;
     }
@@ -279,10 +369,25 @@ static int ws_session_check_header(ws_session_t *s)
                         "new message inside a fragmented one");
         return -1;
     }
-    /* §10.4: refuse a message over the limit as soon as its size shows. */
-    if ((s->cfg.max_message
-         && h->length > (apr_uint64_t)s->cfg.max_message - s->msg.end)
-        || h->length > (apr_uint64_t)(APR_SIZE_MAX - s->msg.end)) {
+    if (h->opcode != WS_OP_CONTINUATION) {
+        s->msg_compressed = (h->rsv & WS_RSV1) != 0;
+        s->zin = 0;
+    }
+    /* §10.4: refuse a message over the limit as soon as its size shows.
+     * A compressed one is checked as it inflates; its wire size is only
+     * kept within what DEFLATE's worst case (stored blocks, 5 bytes per
+     * 64 KiB) could need for a message at the limit. */
+    if (s->msg_compressed) {
+        if (s->cfg.max_message
+            && h->length > (apr_uint64_t)s->cfg.max_message
+                           + s->cfg.max_message / 64 + 1024 - s->zin) {
+            ws_session_fail(s, WS_CLOSE_TOO_BIG, "message too big");
+            return -1;
+        }
+    }
+    else if ((s->cfg.max_message
+              && h->length > (apr_uint64_t)s->cfg.max_message - s->msg.end)
+             || h->length > (apr_uint64_t)(APR_SIZE_MAX - s->msg.end)) {
         ws_session_fail(s, WS_CLOSE_TOO_BIG, "message too big");
         return -1;
     }
@@ -405,6 +510,153 @@ static void ws_session_control_done(ws_session_t *s)
     }
 }
 
+/* ---- input: compressed messages (RFC 7692) ---------------------------- */
+
+/* Where inflated bytes may go next: the message buffer, never beyond what
+ * max_message still allows.  At the limit, a 1-byte probe stands in: any
+ * byte zlib puts there makes the message too big.  Returns -1 (session
+ * failed) when the buffer cannot grow. */
+static int ws_session_zroom(ws_session_t *s, unsigned char *probe,
+                            unsigned char **dst, apr_size_t *room)
+{
+    apr_size_t left = s->cfg.max_message ? s->cfg.max_message - s->msg.end
+                                         : APR_SIZE_MAX - s->msg.end;
+
+    if (left == 0) {
+        *dst = probe;
+        *room = 1;
+        return 0;
+    }
+    if (s->msg.cap == s->msg.end
+        && ws_buf_reserve(&s->msg, left < WS_SESSION_ZCHUNK
+                                   ? left : WS_SESSION_ZCHUNK) != APR_SUCCESS) {
+        ws_session_fail(s, WS_CLOSE_INTERNAL_ERROR, "out of memory");
+        return -1;
+    }
+    *dst = s->msg.data + s->msg.end;
+    *room = s->msg.cap - s->msg.end < left ? s->msg.cap - s->msg.end : left;
+    return 0;
+}
+
+/* Take n inflated bytes written at dst: too big (the probe got one), or
+ * appended and, for text, UTF-8 checked at once.  0, or -1 when failed. */
+static int ws_session_zgot(ws_session_t *s, const unsigned char *dst,
+                           const unsigned char *probe, apr_size_t n)
+{
+    if (n == 0) {
+        return 0;
+    }
+    if (dst == probe) {
+        ws_session_fail(s, WS_CLOSE_TOO_BIG, "message too big");
+        return -1;
+    }
+    s->msg.end += n;
+    if (s->msg_op == WS_OP_TEXT && !ws_utf8_feed(&s->utf8, dst, n)) {
+        ws_session_fail(s, WS_CLOSE_INVALID_DATA,
+                        "invalid UTF-8 in text message");
+        return -1;
+    }
+    return 0;
+}
+
+static int ws_session_zfail(ws_session_t *s, int rc)
+{
+    if (rc == WS_DEFLATE_NOMEM) {
+        ws_session_fail(s, WS_CLOSE_INTERNAL_ERROR, "out of memory");
+    }
+    else {
+        ws_session_fail(s, WS_CLOSE_INVALID_DATA, "invalid compressed data");
+    }
+    return -1;
+}
+
+/* Inflate in[0..n) (unmasked payload) into the message. */
+static int ws_session_inflate(ws_session_t *s, const unsigned char *in,
+                              apr_size_t n)
+{
+    unsigned char probe, *dst;
+    apr_size_t room, used, got;
+    int rc;
+
+    s->zin += n;
+    do {
+        if (ws_session_zroom(s, &probe, &dst, &room) != 0) {
+            return -1;
+        }
+        rc = ws_deflate_rx(s->zd, in, n, &used, dst, room, &got);
+        /* What came out before an error is judged first, so the verdict
+         * does not depend on how the input was split. */
+        if (ws_session_zgot(s, dst, &probe, got) != 0) {
+            return -1;
+        }
+        if (rc != WS_DEFLATE_OK) {
+            return ws_session_zfail(s, rc);
+        }
+        in += used;
+        n -= used;
+        /* zlib may hold output back when the room was full: ask again. */
+    } while (got == room || (n > 0 && used > 0));
+    if (n > 0) {
+        return ws_session_zfail(s, WS_DEFLATE_BAD);
+    }
+    return 0;
+}
+
+/* The last frame of a compressed message is in: the §7.2.2 tail, then
+ * the stream's end of message. */
+static int ws_session_inflate_finish(ws_session_t *s)
+{
+    unsigned char probe, *dst;
+    apr_size_t room, got;
+    int rc = WS_DEFLATE_DONE;
+
+    /* An empty payload is an empty message, whatever the stream held. */
+    if (s->zin > 0) {
+        do {
+            if (ws_session_zroom(s, &probe, &dst, &room) != 0) {
+                return -1;
+            }
+            rc = ws_deflate_rx_finish(s->zd, dst, room, &got);
+            if (ws_session_zgot(s, dst, &probe, got) != 0) {
+                return -1;
+            }
+            if (rc < 0) {
+                return ws_session_zfail(s, rc);
+            }
+        } while (rc != WS_DEFLATE_DONE);
+    }
+    ws_deflate_rx_end(s->zd);
+    return 0;
+}
+
+/* Payload bytes of a compressed data frame: unmask a piece at a time on
+ * the stack (the caller's bytes are const), then inflate.  Returns how
+ * many were taken (all of them unless the session failed). */
+static apr_size_t ws_session_feed_compressed(ws_session_t *s,
+                                             const unsigned char *p,
+                                             apr_size_t take)
+{
+    unsigned char tmp[WS_SESSION_ZCHUNK];
+    apr_size_t done = 0;
+
+    while (done < take) {
+        apr_size_t n = take - done < sizeof(tmp) ? take - done : sizeof(tmp);
+        const unsigned char *src = p + done;
+
+        if (s->frame.masked) {
+            memcpy(tmp, src, n);
+            ws_frame_mask(tmp, n, s->frame.mask, s->frame_pos + done);
+            src = tmp;
+        }
+        done += n;
+        if (ws_session_inflate(s, src, n) != 0) {
+            break;
+        }
+    }
+    s->frame_pos += done;
+    return done;
+}
+
 static void ws_session_data_done(ws_session_t *s)
 {
     static const unsigned char empty[1];
@@ -412,6 +664,12 @@ static void ws_session_data_done(ws_session_t *s)
 
     if (!s->frame.fin) {
         return;
+    }
+    if (s->msg_compressed) {
+        if (ws_session_inflate_finish(s) != 0) {
+            return;
+        }
+        s->stats.deflated_in++;
     }
     /* §8.1: the whole message must be UTF-8, so it may not end inside a
      * character. */
@@ -453,7 +711,14 @@ static apr_size_t ws_session_feed_payload(ws_session_t *s,
     apr_size_t take = left < n ? (apr_size_t)left : n;
     unsigned char *dst;
 
-    if (take > 0) {
+    if (take > 0 && s->msg_compressed
+        && !WS_OP_IS_CONTROL(s->frame.opcode)) {
+        take = ws_session_feed_compressed(s, p, take);
+        if (s->state == WS_SESSION_CLOSED) {
+            return take;
+        }
+    }
+    else if (take > 0) {
         if (WS_OP_IS_CONTROL(s->frame.opcode)) {
             dst = s->ctrl + s->frame_pos;
         }
@@ -502,6 +767,19 @@ apr_status_t ws_session_create(ws_session_t **ps, apr_pool_t *p,
         s->cb = *cb;
     }
     s->baton = baton;
+    if (cfg->deflate) {
+        ws_deflate_config_t dc;
+        apr_status_t rv;
+
+        ws_deflate_config_for(&dc, cfg->deflate, cfg->is_client);
+        dc.level = cfg->deflate_level;
+        dc.mem_level = cfg->deflate_mem_level;
+        rv = ws_deflate_create(&s->zd, p, &dc);
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+    }
+    s->cfg.deflate = NULL;          /* the caller's; zd has what counts */
     s->state = WS_SESSION_OPEN;
     s->pstate = WS_PARSE_HEADER;
     s->last_recv = now;
@@ -561,7 +839,14 @@ apr_status_t ws_session_send(ws_session_t *s, unsigned opcode,
         || (opcode != WS_OP_TEXT && opcode != WS_OP_BINARY)) {
         return APR_EINVAL;
     }
-    rv = ws_session_queue(s, opcode, data, len);
+    /* An empty message goes out as it is: zlib would have nothing to
+     * flush after an earlier message, and §6 allows RSV1 clear. */
+    if (s->zd && !s->tx_plain && len > 0 && len >= s->cfg.deflate_min_size) {
+        rv = ws_session_queue_deflated(s, opcode, data, len);
+    }
+    else {
+        rv = ws_session_queue(s, opcode, data, len);
+    }
     if (rv == APR_SUCCESS) {
         s->stats.messages_out++;
     }
@@ -607,7 +892,7 @@ apr_size_t ws_session_queued(const ws_session_t *s)
 
 apr_size_t ws_session_memory(const ws_session_t *s)
 {
-    return s->msg.cap + s->out.cap;
+    return s->msg.cap + s->out.cap + (s->zd ? ws_deflate_memory(s->zd) : 0);
 }
 
 /* ---- timers ----------------------------------------------------------- */

@@ -6,7 +6,9 @@
  * It owns the incremental frame parser, message assembly with the size
  * limit, UTF-8 validation of text (fail fast, across fragments), control
  * frames (pong for ping, the close handshake), the outbound queue with byte
- * accounting, and the ping and idle deadlines.
+ * accounting, the ping and idle deadlines, and permessage-deflate (RFC 7692)
+ * when it was negotiated: compressed messages are inflated as their bytes
+ * arrive, never beyond max_message.
  *
  * A peer's protocol violation is not an error of the call: the session
  * queues a close frame with the code RFC 6455 names (1002, 1007, 1009), moves
@@ -22,6 +24,8 @@
 #include <apr.h>
 #include <apr_pools.h>
 #include <apr_time.h>
+
+#include "ws_deflate.h"
 
 typedef struct ws_session_t ws_session_t;
 
@@ -57,6 +61,14 @@ typedef struct {
     apr_interval_time_t close_timeout; /* how long CLOSING waits for the
                                         * peer's close before CLOSED;
                                         * 0: the default, 5 seconds */
+    /* permessage-deflate as negotiated (copied at create); NULL: not in
+     * use, and RSV1 is a protocol error like the other RSV bits. */
+    const ws_deflate_params_t *deflate;
+    apr_size_t deflate_min_size;       /* messages shorter than this go
+                                        * out uncompressed (RSV1 clear,
+                                        * which §6 allows); 0: compress all */
+    int deflate_level;                 /* zlib level 1..9; 0: zlib's (6) */
+    int deflate_mem_level;             /* zlib memLevel 1..9; 0: 8 */
 } ws_session_config_t;
 
 /* Create a session in OPEN state.  The session lives in pool p; its growing
@@ -77,8 +89,10 @@ apr_status_t ws_session_feed(ws_session_t *s, const unsigned char *data,
  * unless a close frame was already seen. */
 void ws_session_peer_eof(ws_session_t *s);
 
-/* Queue a data message as one frame: opcode WS_OP_TEXT or WS_OP_BINARY.
- * APR_EINVAL when the session is not OPEN or the opcode is not a data one. */
+/* Queue a data message as one frame: opcode WS_OP_TEXT or WS_OP_BINARY,
+ * compressed (RSV1) when deflate is in use and len >= deflate_min_size.
+ * APR_EINVAL when the session is not OPEN or the opcode is not a data one;
+ * APR_ENOMEM when zlib or the queue cannot get memory. */
 apr_status_t ws_session_send(ws_session_t *s, unsigned opcode,
                              const void *data, apr_size_t len);
 
@@ -98,8 +112,10 @@ void ws_session_consume(ws_session_t *s, apr_size_t n);
 apr_size_t ws_session_queued(const ws_session_t *s);
 
 /* Bytes the session holds in its malloc'd buffers (message assembly and
- * output queue, by capacity): for status pages and tests.  Both shrink back
- * to at most 64 KiB once emptied after a large message. */
+ * output queue, by capacity, plus what zlib holds): for status pages and
+ * tests.  Both buffers shrink back to at most 64 KiB once emptied after a
+ * large message; zlib's streams are freed after every message unless
+ * context takeover was agreed, and all of it once CLOSED. */
 apr_size_t ws_session_memory(const ws_session_t *s);
 
 /* Timers.  ws_session_deadline is the next time ws_session_tick must run
@@ -125,6 +141,7 @@ typedef struct {
     apr_uint64_t messages_in, messages_out;
     apr_uint64_t bytes_in, bytes_out;   /* wire bytes */
     apr_uint64_t pings_sent, pongs_received;
+    apr_uint64_t deflated_in, deflated_out;  /* messages compressed */
 } ws_session_stats_t;
 const ws_session_stats_t *ws_session_stats(const ws_session_t *s);
 

@@ -92,6 +92,10 @@ for (const scheme of ['http', 'https']) {
       const st = await demoState(page);
       assert.deepEqual(st.history, [0, 1]);
       assert.equal(st.events[0].type, 'open');
+      // WebSocketDeflate on for /echo: Chromium offers permessage-deflate
+      // and the server's answer (no context takeover) is what it reports.
+      assert.match(st.events[0].extensions,
+        /^permessage-deflate; server_no_context_takeover; client_no_context_takeover/);
       assert.equal(await page.locator('#close').isEnabled(), true);
       assert.equal(await page.locator('#connect').isEnabled(), false);
     });

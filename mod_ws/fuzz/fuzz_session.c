@@ -6,7 +6,8 @@
  * pieces; a digest of everything the session did (messages, peer close,
  * output bytes, final state and code) must be the same both ways, or the
  * target aborts.  Every text message delivered must be valid UTF-8 and
- * within max_message.  Test code: aborts on a broken invariant.
+ * within max_message.  Flag 0x20 turns permessage-deflate on (RSV1 frames
+ * are then inflated).  Test code: aborts on a broken invariant.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@
 #define F_CLIENT       0x02   /* client mode (output masked: not compared) */
 #define F_CLOSE_IN_CB  0x04   /* on_message starts the close handshake */
 #define F_LIMIT_SHIFT  3      /* bits 3-4 pick max_message */
+#define F_DEFLATE      0x20   /* permessage-deflate agreed, contexts kept */
 
 static const apr_size_t limits[4] = { 65536, 0, 16, 1000 };
 
@@ -123,6 +125,10 @@ static apr_uint64_t run(apr_pool_t *pool, unsigned flags, unsigned seed,
     cfg.is_client = (flags & F_CLIENT) != 0;
     cfg.ping_interval = apr_time_from_sec(10);
     cfg.idle_timeout = apr_time_from_sec(60);
+    if (flags & F_DEFLATE) {
+        static const ws_deflate_params_t takeover = { 0, 0, 15, 15 };
+        cfg.deflate = &takeover;
+    }
     if (ws_session_create(&r.s, pool, &cfg, &cb, &r, 1) != APR_SUCCESS) {
         abort();
     }

@@ -4,7 +4,7 @@
 # a replay of nothing would pass without testing anything.
 srcdir=${srcdir:-.}
 status=0
-for target in session handshake utf8 hubwire; do
+for target in session handshake utf8 hubwire deflate; do
     dir="$srcdir/corpus/$target"
     count=$(find "$dir" -maxdepth 1 -type f 2>/dev/null | wc -l)
     if [ "$count" -eq 0 ]; then

@@ -129,8 +129,12 @@ void feed_log_frames(char **log, const unsigned char *buf, apr_size_t n)
         if (h.masked) {
             ws_frame_mask(pl, (apr_size_t)h.length, h.mask, 0);
         }
-        feed_logf(log, "out %s%s%s ", feed_op_name(h.opcode),
+        feed_logf(log, "out %s%s%s", feed_op_name(h.opcode),
                   h.fin ? "" : " nofin", h.masked ? " masked" : "");
+        if (h.rsv) {
+            feed_logf(log, " rsv%u", h.rsv);
+        }
+        feed_logf(log, " ");
         if (h.opcode == WS_OP_CLOSE && h.length >= 2) {
             feed_logf(log, "%u ", (pl[0] << 8) | pl[1]);
             feed_log_data(log, pl + 2, (apr_size_t)h.length - 2);
@@ -195,6 +199,8 @@ char *feed_run(const feed_vec_t *v, const apr_size_t *cuts, int ncuts)
     memset(&cfg, 0, sizeof(cfg));
     cfg.is_client = v->is_client;
     cfg.max_message = v->max_message;
+    cfg.deflate = v->deflate;
+    cfg.deflate_min_size = v->deflate_min_size;
     apr_pool_create(&pool, NULL);
     ws_session_create(&ctx.s, pool, &cfg, &cb, &ctx, 1000);
     for (i = 0; i <= ncuts; i++) {
@@ -212,6 +218,10 @@ char *feed_run(const feed_vec_t *v, const apr_size_t *cuts, int ncuts)
               ws_session_close_code(ctx.s));
     feed_logf(&ctx.log, "stats msgs %u pongs %u\n",
               (unsigned)st->messages_in, (unsigned)st->pongs_received);
+    /* Once CLOSED a session holds no zlib memory and small buffers. */
+    if (ws_session_state(ctx.s) == WS_SESSION_CLOSED) {
+        ck_assert_uint_le(ws_session_memory(ctx.s), 2 * 64 * 1024);
+    }
     apr_pool_destroy(pool);
     return ctx.log;
 }

@@ -26,6 +26,8 @@ typedef struct {
     int is_client;
     apr_size_t max_message;
     int echo;              /* on_message sends the message back */
+    const ws_deflate_params_t *deflate;   /* NULL: no permessage-deflate */
+    apr_size_t deflate_min_size;
 } feed_vec_t;
 
 /* Feed v->in cut at the `ncuts` ascending offsets in cuts, each piece
@@ -39,7 +41,7 @@ char *feed_run(const feed_vec_t *v, const apr_size_t *cuts, int ncuts);
 char *feed_check(const feed_vec_t *v);
 
 /* Describe the frames in buf[0..n) (our output), unmasking when masked:
- * one line each, "out <op>[ masked] <details>", appended to a malloc'd
+ * one line each, "out <op>[ nofin][ masked][ rsvN] <details>", appended to a malloc'd
  * log.  Used by feed_run and by tests that inspect output directly. */
 void feed_log_frames(char **log, const unsigned char *buf, apr_size_t n);
 

@@ -72,7 +72,7 @@ static void check_bytes(const char *name, const unsigned char *in,
                         apr_size_t len, int is_client, apr_size_t max,
                         const char *expect)
 {
-    feed_vec_t v = { name, in, len, is_client, max, 0 };
+    feed_vec_t v = { name, in, len, is_client, max, 0, NULL, 0 };
     char *log = feed_check(&v);
 
     ck_assert_msg(strcmp(log, expect) == 0, "%s:\ngot\n%s\nexpected\n%s",
@@ -174,7 +174,7 @@ static void check_binary(apr_size_t len, int is_client)
                    is_client ? NULL : test_mask);
     ck_assert_uint_eq(in[1] & 0x7F, len == 256 ? 126 : 127);
     {
-        feed_vec_t v = { "binary", in, n, is_client, 0, 0 };
+        feed_vec_t v = { "binary", in, n, is_client, 0, 0, NULL, 0 };
         char *got = feed_check(&v), expect[128];
         snprintf(expect, sizeof(expect), "msg binary %u #%08x\n" OPEN_0
                  "stats msgs 1 pongs 0\n", (unsigned)len, (unsigned)feed_hash(pl, len));
@@ -233,7 +233,7 @@ START_TEST(test_length_huge_unlimited)
      * feeding a few bytes of it must be harmless. */
     static const unsigned char in[] = { 0x82, 0x7F, 0x40, 0, 0, 0, 0, 0, 0,
                                         0, 'x', 'y' };
-    feed_vec_t v = { "huge", in, sizeof(in), CLIENT, 0, 0 };
+    feed_vec_t v = { "huge", in, sizeof(in), CLIENT, 0, 0, NULL, 0 };
     char *log = feed_check(&v);
     free(log);
 }
@@ -315,7 +315,7 @@ START_TEST(test_echo_in_callback)
     vb_init(&v, SERVER);
     vb_str(&v, 1, WS_OP_TEXT, "hi");
     vb_str(&v, 1, WS_OP_BINARY, "yo");
-    fv = (feed_vec_t){ "echo", v.b, v.n, SERVER, 0, 1 };
+    fv = (feed_vec_t){ "echo", v.b, v.n, SERVER, 0, 1, NULL, 0 };
     log = feed_check(&fv);
     ck_assert_str_eq(log, "msg text 2 'hi'\nmsg binary 2 'yo'\n"
                      "out text 2 'hi'\nout binary 2 'yo'\n" OPEN_0

@@ -97,6 +97,9 @@ class Handler(BaseHTTPRequestHandler):
                 "event": event,
                 "frame": self.headers.get("WebSocket-Frame"),
                 "code": self.headers.get("WebSocket-Close-Code"),
+                "cookie": self.headers.get("Cookie"),
+                "xff": self.headers.get("X-Forwarded-For"),
+                "evil": self.headers.get("X-Evil"),
                 "ctype": ctype,
                 "body": body.decode("latin-1"),
             })

@@ -71,7 +71,11 @@ static void usage(void)
 "     per publisher (default rate x seconds / publishers)\n"
 "  --pids PID,PID...  --pidfile FILE   server processes (children count)\n"
 "  --src-range N      source addresses 127.0.0.1..N (past the port limit)\n"
-"  --timeout S (10)   handshake and close bound;  --drain S (3) fan-out\n");
+"  --timeout S (10)   handshake and close bound;  --drain S (3) fan-out\n"
+"  --deflate          offer permessage-deflate (RFC 7692) and use it when\n"
+"                     the server agrees; echo prints the bytes on the wire\n"
+"  --json             echo payload: JSON-like text after the 16-byte prefix;\n"
+"                     idle: each socket first sends one such message\n");
     exit(2);
 }
 
@@ -143,6 +147,8 @@ static void parse_args(int argc, char **argv)
         { "publishers", required_argument, NULL, 5 },
         { "timeout", required_argument, NULL, 6 },
         { "drain", required_argument, NULL, 7 },
+        { "deflate", no_argument, NULL, 8 },
+        { "json", no_argument, NULL, 9 },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
@@ -194,6 +200,8 @@ static void parse_args(int argc, char **argv)
         case 5: opt.publishers = atoi(optarg); break;
         case 6: opt.timeout = atof(optarg); break;
         case 7: opt.drain = atof(optarg); break;
+        case 8: opt.deflate = 1; break;
+        case 9: opt.json = 1; break;
         default: usage();
         }
     }
@@ -442,6 +450,7 @@ int main(int argc, char **argv)
     worker_t *ws;
     wsload_hist_t *hist;
     apr_uint64_t t0, t_end = 0, msgs = 0, bytes = 0, cycles = 0, cclosed = 0;
+    apr_uint64_t wire_in = 0, wire_out = 0, deflated = 0;
     long rss_before = -1, rss_held = -1;
     double elapsed, cpu0, open_s = 0;
     apr_uint64_t wall0;
@@ -540,6 +549,9 @@ int main(int argc, char **argv)
         wsload_hist_merge(hist, &ws[i].hist);
         msgs += ws[i].msgs;
         bytes += ws[i].bytes;
+        wire_in += ws[i].wire_in;
+        wire_out += ws[i].wire_out;
+        deflated += ws[i].deflated;
         cycles += ws[i].cycles;
         cclosed += ws[i].client_closed;
         if (opt.mode == MODE_ECHO || opt.mode == MODE_FANOUT) {
@@ -559,9 +571,17 @@ int main(int argc, char **argv)
     printf("mode=%s conns=%d threads=%d seconds=%.2f", mode_names[opt.mode],
            opt.conns, opt.threads, elapsed);
     if (opt.mode == MODE_ECHO) {
-        printf(" size=%d inflight=%d\n", opt.size, opt.inflight);
+        printf(" size=%d inflight=%d%s\n", opt.size, opt.inflight,
+               opt.json ? " payload=json" : "");
         if (!msgs) {
             wsload_fail(NULL, "no message came back");
+        }
+        if (opt.deflate || opt.json) {
+            /* Socket bytes each way (handshakes and closes included). */
+            printf("deflated_conns=%llu wire_out_bytes=%llu wire_in_bytes=%llu "
+                   "wire_in_per_msg=%.1f\n", (unsigned long long)deflated,
+                   (unsigned long long)wire_out, (unsigned long long)wire_in,
+                   (double)wire_in / (double)msgs);
         }
         printf("messages=%llu msgs_per_s=%.0f MB_per_s=%.2f ",
                (unsigned long long)msgs, (double)msgs / elapsed,

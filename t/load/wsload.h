@@ -46,6 +46,8 @@ typedef struct {
                                     * messages per publisher */
     int npids;
     int pids[64];
+    int deflate;                   /* --deflate: offer permessage-deflate */
+    int json;                      /* --json: echo payload is JSON text */
 } wsload_opts_t;
 
 extern wsload_opts_t opt;
@@ -97,6 +99,7 @@ typedef struct conn_s {
     apr_pool_t *pool;             /* the session's; cleared per connection */
     ws_session_t *session;
     char accept[WS_ACCEPT_LEN];
+    int deflated;                 /* permessage-deflate was agreed */
 
     /* Raw bytes to write before the session's (handshake, HTTP request). */
     char *raw;
@@ -146,6 +149,8 @@ struct worker_s {
     wsload_hist_t hist;           /* latencies of echoes, handshakes or
                                    * deliveries */
     apr_uint64_t msgs, bytes;     /* echoes or deliveries, and their bytes */
+    apr_uint64_t wire_in, wire_out; /* bytes read and written on sockets */
+    apr_uint64_t deflated;        /* connections with permessage-deflate */
     apr_uint64_t cycles;          /* connect: complete open/close cycles */
     apr_uint64_t client_closed;   /* connect: server never ended TCP */
     apr_uint64_t drained_ns;      /* echo: when the last echo came back */

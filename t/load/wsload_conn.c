@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include <apr_base64.h>
+#include <apr_strings.h>
 #include <apr_time.h>
 
 #include "ws_close.h"
@@ -189,8 +190,10 @@ static void send_handshake(conn_t *c)
     n = snprintf(req, sizeof(req),
                  "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n"
                  "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-                 "Sec-WebSocket-Version: 13\r\n\r\n",
-                 c->target->path, c->target->hostport, key64);
+                 "Sec-WebSocket-Version: 13\r\n%s\r\n",
+                 c->target->path, c->target->hostport, key64,
+                 opt.deflate ? "Sec-WebSocket-Extensions: permessage-deflate; "
+                               "client_max_window_bits\r\n" : "");
     wsload_conn_raw(c, req, (size_t)n);
     c->state = CS_HANDSHAKE;
 }
@@ -300,6 +303,22 @@ static void read_handshake(conn_t *c, const unsigned char *buf, size_t n)
     memset(&scfg, 0, sizeof(scfg));
     scfg.is_client = 1;
     scfg.max_message = opt.size > 65536 ? (apr_size_t)opt.size * 2 : 131072;
+    /* --deflate: what the server answered, checked as RFC 7692 §7 says. */
+    if (opt.deflate && (acc = header_value(c->resp, "Sec-WebSocket-Extensions"))) {
+        ws_deflate_prefs_t prefs = { 0, 0 };
+        ws_deflate_params_t *params = apr_pcalloc(c->pool, sizeof(*params));
+        const char *eol = strstr(acc, "\r\n");
+        char *val = apr_pstrmemdup(c->pool, acc, eol ? (size_t)(eol - acc)
+                                                     : strlen(acc));
+
+        if (ws_deflate_client_check(ws_handshake_parse_extensions(c->pool, val),
+                                    &prefs, params) != 0) {
+            wsload_fail(c, "bad Sec-WebSocket-Extensions in the 101: %s", val);
+        }
+        scfg.deflate = params;
+        c->deflated = 1;
+        c->w->deflated++;
+    }
     if (ws_session_create(&c->session, c->pool, &scfg, &callbacks, c,
                           apr_time_now()) != APR_SUCCESS) {
         wsload_fail(c, "cannot create a session");
@@ -309,6 +328,7 @@ static void read_handshake(conn_t *c, const unsigned char *buf, size_t n)
     ATOMIC_ADD(&run.opened, 1);
     wsload_mode_opened(c);
     if (used < n) {
+        c->w->wire_in += n - used;
         ws_session_feed(c->session, buf + used, n - used, apr_time_now());
         check_session(c);
     }
@@ -471,6 +491,7 @@ void wsload_conn_flush(conn_t *c)
             wsload_fail(c, "send: %s", strerror(errno));
         }
         ws_session_consume(c->session, (apr_size_t)wr);
+        c->w->wire_out += (apr_uint64_t)wr;
     }
     set_events(c, EPOLLIN | (n > 0 ? EPOLLOUT : 0));
 }
@@ -505,6 +526,7 @@ void wsload_conn_event(conn_t *c, unsigned events)
                     read_http(c, c->w->rbuf, (size_t)r);
                     break;
                 }
+                c->w->wire_in += (apr_uint64_t)r;
                 ws_session_feed(c->session, c->w->rbuf, (apr_size_t)r,
                                 apr_time_now());
                 check_session(c);

@@ -30,6 +30,20 @@ static unsigned char echo_byte(apr_uint64_t tag, int i)
     return (unsigned char)(tag * 31 + (apr_uint64_t)i * 7);
 }
 
+/* --json: the bytes after the 16-byte prefix, a JSON-like text such as a
+ * chat or ticker stream sends (compressible, unlike the pattern). */
+static const char json_unit[] =
+    "{\"id\":1042,\"user\":\"alice\",\"room\":\"lobby\",\"type\":\"message\","
+    "\"text\":\"hello there, how are you?\",\"ts\":1765000000123},";
+
+static unsigned char echo_fill(apr_uint64_t tag, int i)
+{
+    if (opt.json) {
+        return (unsigned char)json_unit[(size_t)(i - 16) % (sizeof(json_unit) - 1)];
+    }
+    return echo_byte(tag, i);
+}
+
 static void echo_send(conn_t *c)
 {
     unsigned char *p = c->w->sendbuf;
@@ -40,7 +54,7 @@ static void echo_send(conn_t *c)
     memcpy(p, &t, 8);
     memcpy(p + 8, &tag, 8);
     for (i = 16; i < opt.size; ++i) {
-        p[i] = echo_byte(tag, i);
+        p[i] = echo_fill(tag, i);
     }
     if (ws_session_send(c->session, WS_OP_BINARY, p, (apr_size_t)opt.size)
         != APR_SUCCESS) {
@@ -92,11 +106,11 @@ static void echo_message(conn_t *c, unsigned opcode, const unsigned char *d,
                     (unsigned long long)tag);
     }
     for (i = 16; i < opt.size; ++i) {
-        if (d[i] != echo_byte(tag, i)) {
+        if (d[i] != echo_fill(tag, i)) {
             wsload_fail(c, "echo payload differs from what was sent: "
                         "message %llu byte %d is 0x%02x, sent 0x%02x",
                         (unsigned long long)c->expect_seq, i, d[i],
-                        echo_byte(tag, i));
+                        echo_fill(tag, i));
         }
     }
     now = wsload_now_ns();
@@ -335,6 +349,24 @@ void wsload_mode_opened(conn_t *c)
             ATOMIC_ADD(&run.msgs, 1);
         }
         wsload_conn_close(c);
+        break;
+    case ROLE_IDLE:
+        /* --json: one message first, so the socket is idle the way one
+         * that carried traffic is (with permessage-deflate and context
+         * takeover, its zlib streams exist from then on). */
+        if (opt.json) {
+            unsigned char *p = c->w->sendbuf;
+            int i;
+
+            for (i = 0; i < opt.size; ++i) {
+                p[i] = (unsigned char)json_unit[(size_t)i % (sizeof(json_unit) - 1)];
+            }
+            if (ws_session_send(c->session, WS_OP_TEXT, p,
+                                (apr_size_t)opt.size) != APR_SUCCESS) {
+                wsload_fail(c, "cannot queue a message");
+            }
+            wsload_conn_flush(c);
+        }
         break;
     default:
         break;

@@ -85,6 +85,7 @@ my %fwd = (
     slow    => "$B/slow?s=3",  hang    => "$B/slow?s=20", big => "$B/big",
     refuse  => "$B/refuse",    welcome => "$B/welcome",   json => "$B/json",
     publish => "$B/publish?ch=room",     upper => "$B/upper",
+    evil    => "$B/welcome",
 );
 my %extra = (
     echo    => 'WebSocketForwardEvents open close',
@@ -92,6 +93,7 @@ my %extra = (
     hang    => 'WebSocketForwardTimeout 15',
     refuse  => 'WebSocketForwardEvents open',
     welcome => "WebSocketForwardEvents open\n    WebSocketUser \"%{QUERY_STRING}\"",
+    evil    => "WebSocketForwardEvents open\n    WebSocketUser \"%{unescape:%{QUERY_STRING}}\"",
 );
 my $body = "LogLevel warn ws:info\nWebSocketShutdownTimeout 2\n";
 for my $n (sort keys %fwd) {
@@ -231,12 +233,24 @@ subtest 'open refused by the backend: close 1008' => sub {
     done_testing();
 };
 
-subtest 'open answer is the first message; WebSocket-User' => sub {
-    my $c = ws('/f/welcome?alice');
+subtest 'open answer is the first message; WebSocket-User, Cookie, X-Forwarded-For' => sub {
+    my $c = WsTest->connect('ws', '/f/welcome?alice', port => $srv->port,
+                            headers => [Cookie => 'session=abc123']);
     my $m = msg($c);
     is($m && $m->{payload}, 'welcome alice', 'the backend\'s answer to open');
     my @l = grep { $_->{path} eq '/welcome' } backend_log();
     is($l[-1]{user}, 'alice', 'WebSocket-User: alice');
+    is($l[-1]{cookie}, 'session=abc123', 'the upgrade request\'s Cookie');
+    is($l[-1]{xff}, '127.0.0.1', 'X-Forwarded-For: the client');
+    # a user name with a line break adds no header of its own: it is not
+    # sent at all
+    my $evil = WsTest->connect('ws', '/f/evil?bob%0D%0AX-Evil:%201',
+                               port => $srv->port);
+    $m = msg($evil);
+    @l = grep { $_->{path} eq '/welcome' } backend_log();
+    is($m && $m->{payload}, 'welcome stranger', 'a user "bob\\r\\nX-Evil: 1": served, no name sent');
+    is($l[-1]{evil}, undef, 'no X-Evil header reached the backend');
+    is($l[-1]{user}, undef, 'nor a WebSocket-User');
     done_testing();
 };
 

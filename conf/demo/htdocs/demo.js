@@ -149,9 +149,12 @@
     sock.onopen = function () {
       if (sock !== ws) return;
       setReadyState(sock.readyState);
-      state.events.push({ type: 'open', protocol: sock.protocol });
+      state.events.push({ type: 'open', protocol: sock.protocol,
+        extensions: sock.extensions });
+      const details = [sock.protocol && 'subprotocol ' + sock.protocol,
+        sock.extensions && 'extensions: ' + sock.extensions].filter(Boolean);
       log('event', 'open', 'connected to ' + url,
-        sock.protocol ? { text: 'subprotocol ' + sock.protocol } : null);
+        details.length ? { text: details.join('; ') } : null);
     };
 
     sock.onmessage = function (ev) {
