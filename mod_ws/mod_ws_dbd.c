@@ -29,6 +29,8 @@
 #include "apr_thread_mutex.h"
 #include "mod_dbd.h"
 
+#include "ws_sql.h"
+
 #include <jansson.h>
 
 /* mod_dbd's per-server config, as 2.4.x declares it in
@@ -193,50 +195,6 @@ static void gate_leave(ws_dbd_gate_t *g)
     }
 }
 
-/* The number of parameters apr_dbd_prepare finds in a query: a '%'
- * followed by a letter is one ("%%" is a literal percent sign). */
-static int count_params(const char *q)
-{
-    int n = 0;
-
-    for (; *q; ++q) {
-        if (q[0] == '%') {
-            if (apr_isalpha(q[1])) {
-                n++;
-            }
-            else if (q[1] == '%') {
-                ++q;
-            }
-        }
-    }
-    return n;
-}
-
-/* A statement that returns rows: the answer lists them.  Anything else
- * answers the number of rows it changed. */
-static int is_select(const char *q)
-{
-    static const char *const words[] = {
-        "select", "with", "values", "pragma", "explain", "show", "table",
-        NULL
-    };
-    const char *const *w;
-    apr_size_t n = 0;
-
-    while (apr_isspace(*q) || *q == '(') {
-        ++q;
-    }
-    while (apr_isalpha(q[n])) {
-        ++n;
-    }
-    for (w = words; *w; ++w) {
-        if (n == strlen(*w) && !strncasecmp(q, *w, n)) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
 static apr_status_t free_json(void *data)
 {
     json_decref(data);
@@ -330,7 +288,7 @@ static void parse_message(ws_dbd_job_t *j, const ws_dbd_ctx_t *ctx,
         return;
     }
     nparams = params ? json_array_size(params) : 0;
-    j->nargs = count_params(j->sql);
+    j->nargs = ws_sql_params(j->sql);
     if (nparams != (apr_size_t)j->nargs) {
         j->error = apr_psprintf(j->pool, "query '%s' takes %d parameter%s, "
                                 "got %" APR_SIZE_T_FMT, j->label, j->nargs,
@@ -345,7 +303,7 @@ static void parse_message(ws_dbd_job_t *j, const ws_dbd_ctx_t *ctx,
             return;
         }
     }
-    j->select = is_select(j->sql);
+    j->select = ws_sql_returns_rows(j->sql);
 }
 
 /* SQLite names a result's columns only from its first row, so an empty
@@ -359,7 +317,6 @@ static const char **sqlite_names(ws_dbd_job_t *j, ap_dbd_t *rec, int ncols)
     apr_dbd_prepared_t *st = NULL;
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
-    apr_size_t len = strlen(j->sql);
     int i, ok;
 
     apr_thread_mutex_lock(dbd.names_mutex);
@@ -368,11 +325,7 @@ static const char **sqlite_names(ws_dbd_job_t *j, ap_dbd_t *rec, int ncols)
     if (names) {
         return names;
     }
-    while (len && (apr_isspace(j->sql[len - 1]) || j->sql[len - 1] == ';')) {
-        --len;
-    }
-    probe = apr_psprintf(j->pool, "SELECT q.* FROM (SELECT 1) LEFT JOIN "
-                         "(%.*s) AS q ON 1", (int)len, j->sql);
+    probe = ws_sql_names_probe(j->pool, j->sql);
     /* Prepared on the handle (apr_dbd_sqlite3 keeps it until the handle
      * closes), once per statement and child. */
     ok = !apr_dbd_prepare(rec->driver, j->pool, rec->handle, probe, NULL,
