@@ -386,7 +386,11 @@ static void service_posted(apr_time_t now)
         next = wc->pnext;
         wc->posted = 0;
         apr_thread_mutex_unlock(reactor.mutex);
-        ws_conn_jobs_finish(wc, wc->c->aborted);
+        /* Most posts are deliveries: the job mutex only when wc has jobs
+         * (the count includes queued ones). */
+        if (apr_atomic_read32(&wc->jobs)) {
+            ws_conn_jobs_finish(wc, wc->c->aborted);
+        }
         if (!wc->c->aborted) {
             service(wc, now);
         }

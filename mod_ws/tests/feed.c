@@ -258,11 +258,11 @@ char *feed_check(const feed_vec_t *v)
     return whole;
 }
 
-apr_size_t feed_frame(unsigned char *out, unsigned fin, unsigned opcode,
-                      const void *payload, apr_size_t len,
-                      const unsigned char *mask)
+static apr_size_t frame_rsv(unsigned char *out, unsigned fin, unsigned rsv,
+                            unsigned opcode, const void *payload,
+                            apr_size_t len, const unsigned char *mask)
 {
-    apr_size_t hl = ws_frame_header_write(out, fin, 0, opcode, len, mask);
+    apr_size_t hl = ws_frame_header_write(out, fin, rsv, opcode, len, mask);
 
     if (len > 0) {
         memcpy(out + hl, payload, len);
@@ -271,4 +271,54 @@ apr_size_t feed_frame(unsigned char *out, unsigned fin, unsigned opcode,
         ws_frame_mask(out + hl, len, mask, 0);
     }
     return hl + len;
+}
+
+apr_size_t feed_frame(unsigned char *out, unsigned fin, unsigned opcode,
+                      const void *payload, apr_size_t len,
+                      const unsigned char *mask)
+{
+    return frame_rsv(out, fin, 0, opcode, payload, len, mask);
+}
+
+const unsigned char feed_test_mask[4] = { 0x37, 0xfa, 0x21, 0x3d };
+
+void feed_vb_init(feed_vb_t *v, int is_client)
+{
+    memset(v, 0, sizeof(*v));
+    v->is_client = is_client;
+}
+
+static void vb_reserve(feed_vb_t *v, apr_size_t more)
+{
+    if (v->n + more > v->cap) {
+        v->cap = (v->n + more) * 2;
+        v->b = realloc(v->b, v->cap);
+        ck_assert_ptr_nonnull(v->b);
+    }
+}
+
+void feed_vb_raw(feed_vb_t *v, const void *p, apr_size_t n)
+{
+    vb_reserve(v, n);
+    memcpy(v->b + v->n, p, n);
+    v->n += n;
+}
+
+void feed_vb_frame_rsv(feed_vb_t *v, unsigned fin, unsigned rsv, unsigned op,
+                       const void *p, apr_size_t n)
+{
+    vb_reserve(v, n + WS_FRAME_HEADER_MAX);
+    v->n += frame_rsv(v->b + v->n, fin, rsv, op, p, n,
+                      v->is_client ? NULL : feed_test_mask);
+}
+
+void feed_vb_frame(feed_vb_t *v, unsigned fin, unsigned op, const void *p,
+                   apr_size_t n)
+{
+    feed_vb_frame_rsv(v, fin, 0, op, p, n);
+}
+
+void feed_vb_str(feed_vb_t *v, unsigned fin, unsigned op, const char *s)
+{
+    feed_vb_frame(v, fin, op, s, strlen(s));
 }

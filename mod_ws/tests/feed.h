@@ -58,4 +58,24 @@ apr_size_t feed_frame(unsigned char *out, unsigned fin, unsigned opcode,
                       const void *payload, apr_size_t len,
                       const unsigned char *mask);
 
+/* The mask the tests' client frames use. */
+extern const unsigned char feed_test_mask[4];
+
+/* A vector of frames as the peer sends them: masked when the session
+ * under test is the server (the peer is a client), unmasked otherwise. */
+typedef struct {
+    unsigned char *b;
+    apr_size_t n, cap;
+    int is_client;         /* the session under test is the client */
+} feed_vb_t;
+
+void feed_vb_init(feed_vb_t *v, int is_client);
+void feed_vb_raw(feed_vb_t *v, const void *p, apr_size_t n);
+/* One frame with these RSV bits (RSV1..3 as bits 2..0). */
+void feed_vb_frame_rsv(feed_vb_t *v, unsigned fin, unsigned rsv,
+                       unsigned op, const void *p, apr_size_t n);
+void feed_vb_frame(feed_vb_t *v, unsigned fin, unsigned op, const void *p,
+                   apr_size_t n);
+void feed_vb_str(feed_vb_t *v, unsigned fin, unsigned op, const char *s);
+
 #endif /* WS_TEST_FEED_H */

@@ -29,7 +29,6 @@
 #define SERVER 0
 #define CLIENT 1
 
-static const unsigned char test_mask[4] = { 0x37, 0xfa, 0x21, 0x3d };
 
 /* ---- negotiation ------------------------------------------------------ */
 
@@ -243,43 +242,6 @@ END_TEST
 static const ws_deflate_params_t takeover = { 0, 0, 15, 15 };
 static const ws_deflate_params_t no_takeover = { 1, 1, 15, 15 };
 
-typedef struct {
-    unsigned char *b;
-    apr_size_t n, cap;
-    int is_client;
-} vb_t;
-
-static void vb_init(vb_t *v, int is_client)
-{
-    memset(v, 0, sizeof(*v));
-    v->is_client = is_client;
-}
-
-static void vb_reserve(vb_t *v, apr_size_t more)
-{
-    if (v->n + more > v->cap) {
-        v->cap = (v->n + more) * 2;
-        v->b = realloc(v->b, v->cap);
-        ck_assert_ptr_nonnull(v->b);
-    }
-}
-
-/* One frame with the given RSV bits, masked when the peer is a client. */
-static void vb_frame(vb_t *v, unsigned fin, unsigned rsv, unsigned op,
-                     const void *p, apr_size_t n)
-{
-    apr_size_t hl;
-
-    vb_reserve(v, n + WS_FRAME_HEADER_MAX);
-    hl = ws_frame_header_write(v->b + v->n, fin, rsv, op, n,
-                               v->is_client ? NULL : test_mask);
-    memcpy(v->b + v->n + hl, p, n);
-    if (!v->is_client) {
-        ws_frame_mask(v->b + v->n + hl, n, test_mask, 0);
-    }
-    v->n += hl + n;
-}
-
 /* Compress a message the way a peer does (§7.2.1); z keeps the context
  * between calls when the caller reuses it.  Returns a malloc'd buffer. */
 static unsigned char *zmsg(z_stream *z, const void *in, apr_size_t len,
@@ -307,14 +269,14 @@ static void zinit(z_stream *z, int level)
                                   Z_DEFAULT_STRATEGY), Z_OK);
 }
 
-static char *run_vec(const char *name, const vb_t *v, apr_size_t max,
+static char *run_vec(const char *name, const feed_vb_t *v, apr_size_t max,
                      const ws_deflate_params_t *params, int echo)
 {
     feed_vec_t fv = { name, v->b, v->n, v->is_client, max, echo, params, 0 };
     return feed_check(&fv);
 }
 
-static void check_vb(const char *name, vb_t *v, apr_size_t max,
+static void check_vb(const char *name, feed_vb_t *v, apr_size_t max,
                      const ws_deflate_params_t *params, const char *expect)
 {
     char *log = run_vec(name, v, max, params, 0);
@@ -348,14 +310,14 @@ START_TEST(test_rfc_hello)
     /* §7.2.3.1, unmasked (server to client) and, masked, to a server. */
     static const unsigned char in[] = { 0xc1, 0x07, 0xf2, 0x48, 0xcd, 0xc9,
                                         0xc9, 0x07, 0x00 };
-    vb_t v;
+    feed_vb_t v;
 
     check_raw("rfc hello", in, sizeof(in), CLIENT, &takeover,
               HELLO OPEN_0 "stats msgs 1 pongs 0\n");
     check_raw("rfc hello, no takeover", in, sizeof(in), CLIENT, &no_takeover,
               HELLO OPEN_0 "stats msgs 1 pongs 0\n");
-    vb_init(&v, SERVER);
-    vb_frame(&v, 1, 4, WS_OP_TEXT, in + 2, 7);
+    feed_vb_init(&v, SERVER);
+    feed_vb_frame_rsv(&v, 1, 4, WS_OP_TEXT, in + 2, 7);
     check_vb("rfc hello masked", &v, 0, &takeover,
              HELLO OPEN_0 "stats msgs 1 pongs 0\n");
 }
@@ -429,12 +391,12 @@ START_TEST(test_takeover_many)
     /* 20 similar JSON messages on one context, fragmented at odd points,
      * with pings between fragments and uncompressed messages between. */
     z_stream z;
-    vb_t v;
+    feed_vb_t v;
     char *expect = NULL, *pongs = NULL;
     int i;
 
     zinit(&z, 6);
-    vb_init(&v, SERVER);
+    feed_vb_init(&v, SERVER);
     for (i = 0; i < 20; i++) {
         char msg[128];
         apr_size_t n, clen, cut;
@@ -445,10 +407,10 @@ START_TEST(test_takeover_many)
                                  "\"caf\xc3\xa9 %d\"}", i, i * 7);
         c = zmsg(&z, msg, n, &clen);
         cut = clen / 3;
-        vb_frame(&v, 0, 4, WS_OP_TEXT, c, cut);
-        vb_frame(&v, 1, 0, WS_OP_PING, "p", 1);
-        vb_frame(&v, 1, 0, WS_OP_CONTINUATION, c + cut, clen - cut);
-        vb_frame(&v, 1, 0, WS_OP_BINARY, "raw", 3);
+        feed_vb_frame_rsv(&v, 0, 4, WS_OP_TEXT, c, cut);
+        feed_vb_frame_rsv(&v, 1, 0, WS_OP_PING, "p", 1);
+        feed_vb_frame_rsv(&v, 1, 0, WS_OP_CONTINUATION, c + cut, clen - cut);
+        feed_vb_frame_rsv(&v, 1, 0, WS_OP_BINARY, "raw", 3);
         free(c);
         feed_logf(&pongs, "out pong 1 'p'\n");
         feed_logf(&expect, "msg text %u ", (unsigned)n);
@@ -473,7 +435,7 @@ START_TEST(test_big_message_limits)
     apr_size_t n = 100000, clen;
     unsigned char *pl = malloc(n), *c;
     z_stream z;
-    vb_t v;
+    feed_vb_t v;
     char expect[160];
 
     memset(pl, 'a', n);
@@ -482,8 +444,8 @@ START_TEST(test_big_message_limits)
     c = zmsg(&z, pl, n, &clen);
     deflateEnd(&z);
     ck_assert_uint_lt(clen, 1000);
-    vb_init(&v, SERVER);
-    vb_frame(&v, 1, 4, WS_OP_BINARY, c, clen);
+    feed_vb_init(&v, SERVER);
+    feed_vb_frame_rsv(&v, 1, 4, WS_OP_BINARY, c, clen);
     snprintf(expect, sizeof(expect), "msg binary 100000 #%08x\n" OPEN_0
              "stats msgs 1 pongs 0\n", (unsigned)feed_hash(pl, n));
     {
@@ -513,7 +475,7 @@ START_TEST(test_bomb)
     ws_session_config_t cfg;
     ws_session_t *s;
     apr_pool_t *pool;
-    vb_t v;
+    feed_vb_t v;
     const unsigned char *out;
 
     zinit(&z, 9);
@@ -521,8 +483,8 @@ START_TEST(test_bomb)
     deflateEnd(&z);
     free(pl);
     ck_assert_uint_lt(clen, 128 * 1024);
-    vb_init(&v, SERVER);
-    vb_frame(&v, 1, 4, WS_OP_BINARY, c, clen);
+    feed_vb_init(&v, SERVER);
+    feed_vb_frame_rsv(&v, 1, 4, WS_OP_BINARY, c, clen);
     free(c);
 
     memset(&cfg, 0, sizeof(cfg));
@@ -558,8 +520,8 @@ START_TEST(test_bomb)
         zinit(&z, 9);
         c = zmsg(&z, zero, m, &clen);
         deflateEnd(&z);
-        vb_init(&v, SERVER);
-        vb_frame(&v, 1, 4, WS_OP_TEXT, c, clen);
+        feed_vb_init(&v, SERVER);
+        feed_vb_frame_rsv(&v, 1, 4, WS_OP_TEXT, c, clen);
         fv = (feed_vec_t){ "small bomb", v.b, v.n, SERVER, 1000, 0,
                            &no_takeover, 0 };
         log = feed_check(&fv);
@@ -579,38 +541,38 @@ START_TEST(test_bad_rsv)
                                            0x07, 0x00 };
     const char *pe = "out close 1002 'reserved bits set'\n"
                      "state closed 1002\nstats msgs 0 pongs 0\n";
-    vb_t v;
+    feed_vb_t v;
 
     /* RSV1 without the extension negotiated: 1002 as always. */
-    vb_init(&v, SERVER);
-    vb_frame(&v, 1, 4, WS_OP_TEXT, hello, sizeof(hello));
+    feed_vb_init(&v, SERVER);
+    feed_vb_frame_rsv(&v, 1, 4, WS_OP_TEXT, hello, sizeof(hello));
     check_vb("rsv1 not negotiated", &v, 0, NULL, pe);
     /* RSV1 on a continuation frame. */
-    vb_init(&v, SERVER);
-    vb_frame(&v, 0, 4, WS_OP_TEXT, hello, 3);
-    vb_frame(&v, 1, 4, WS_OP_CONTINUATION, hello + 3, 4);
+    feed_vb_init(&v, SERVER);
+    feed_vb_frame_rsv(&v, 0, 4, WS_OP_TEXT, hello, 3);
+    feed_vb_frame_rsv(&v, 1, 4, WS_OP_CONTINUATION, hello + 3, 4);
     check_vb("rsv1 on continuation", &v, 0, &takeover, pe);
-    vb_init(&v, SERVER);
-    vb_frame(&v, 0, 0, WS_OP_TEXT, "He", 2);
-    vb_frame(&v, 1, 4, WS_OP_CONTINUATION, "llo", 3);
+    feed_vb_init(&v, SERVER);
+    feed_vb_frame_rsv(&v, 0, 0, WS_OP_TEXT, "He", 2);
+    feed_vb_frame_rsv(&v, 1, 4, WS_OP_CONTINUATION, "llo", 3);
     check_vb("rsv1 on continuation of plain", &v, 0, &takeover, pe);
     /* RSV1 on control frames. */
-    vb_init(&v, SERVER);
-    vb_frame(&v, 1, 4, WS_OP_PING, "", 0);
+    feed_vb_init(&v, SERVER);
+    feed_vb_frame_rsv(&v, 1, 4, WS_OP_PING, "", 0);
     check_vb("rsv1 on ping", &v, 0, &takeover, pe);
-    vb_init(&v, SERVER);
-    vb_frame(&v, 1, 4, WS_OP_CLOSE, "\x03\xe8", 2);
+    feed_vb_init(&v, SERVER);
+    feed_vb_frame_rsv(&v, 1, 4, WS_OP_CLOSE, "\x03\xe8", 2);
     check_vb("rsv1 on close", &v, 0, &takeover, pe);
     /* RSV2, RSV3 stay errors with deflate. */
-    vb_init(&v, SERVER);
-    vb_frame(&v, 1, 2, WS_OP_TEXT, "x", 1);
+    feed_vb_init(&v, SERVER);
+    feed_vb_frame_rsv(&v, 1, 2, WS_OP_TEXT, "x", 1);
     check_vb("rsv2", &v, 0, &takeover, pe);
-    vb_init(&v, SERVER);
-    vb_frame(&v, 1, 5, WS_OP_TEXT, hello, sizeof(hello));
+    feed_vb_init(&v, SERVER);
+    feed_vb_frame_rsv(&v, 1, 5, WS_OP_TEXT, hello, sizeof(hello));
     check_vb("rsv1+3", &v, 0, &takeover, pe);
     /* Uncompressed messages still work with the extension on. */
-    vb_init(&v, SERVER);
-    vb_frame(&v, 1, 0, WS_OP_TEXT, "plain", 5);
+    feed_vb_init(&v, SERVER);
+    feed_vb_frame_rsv(&v, 1, 0, WS_OP_TEXT, "plain", 5);
     check_vb("plain with deflate", &v, 0, &takeover,
              "msg text 5 'plain'\n" OPEN_0 "stats msgs 1 pongs 0\n");
 }
@@ -620,23 +582,23 @@ START_TEST(test_bad_data)
 {
     const char *bad = "out close 1007 'invalid compressed data'\n"
                       "state closed 1007\nstats msgs 0 pongs 0\n";
-    vb_t v;
+    feed_vb_t v;
 
     /* A reserved block type (BTYPE 11). */
-    vb_init(&v, SERVER);
-    vb_frame(&v, 1, 4, WS_OP_BINARY, "\x07\x00", 2);
+    feed_vb_init(&v, SERVER);
+    feed_vb_frame_rsv(&v, 1, 4, WS_OP_BINARY, "\x07\x00", 2);
     check_vb("btype 3", &v, 0, &takeover, bad);
     /* A stored block whose NLEN does not match. */
-    vb_init(&v, SERVER);
-    vb_frame(&v, 1, 4, WS_OP_BINARY, "\x00\x05\x00\x00\x00" "Hello", 10);
+    feed_vb_init(&v, SERVER);
+    feed_vb_frame_rsv(&v, 1, 4, WS_OP_BINARY, "\x00\x05\x00\x00\x00" "Hello", 10);
     check_vb("bad nlen", &v, 0, &takeover, bad);
     /* Cut inside a block: the tail cannot end it. */
-    vb_init(&v, SERVER);
-    vb_frame(&v, 1, 4, WS_OP_TEXT, "\xf2\x48\xcd", 3);
+    feed_vb_init(&v, SERVER);
+    feed_vb_frame_rsv(&v, 1, 4, WS_OP_TEXT, "\xf2\x48\xcd", 3);
     check_vb("cut short", &v, 0, &takeover, bad);
     /* A distance back past the start of the stream. */
-    vb_init(&v, SERVER);
-    vb_frame(&v, 1, 4, WS_OP_TEXT, "\xf2\x00\x11\x00\x00", 5);
+    feed_vb_init(&v, SERVER);
+    feed_vb_frame_rsv(&v, 1, 4, WS_OP_TEXT, "\xf2\x00\x11\x00\x00", 5);
     check_vb("distance too far", &v, 0, &no_takeover, bad);
 }
 END_TEST
@@ -648,14 +610,14 @@ START_TEST(test_utf8_after_inflate)
     z_stream z;
     apr_size_t clen;
     unsigned char *c;
-    vb_t v;
+    feed_vb_t v;
 
     /* Invalid UTF-8 inside compressed text: 1007. */
     zinit(&z, 6);
     c = zmsg(&z, bad_text, strlen(bad_text), &clen);
     deflateEnd(&z);
-    vb_init(&v, SERVER);
-    vb_frame(&v, 1, 4, WS_OP_TEXT, c, clen);
+    feed_vb_init(&v, SERVER);
+    feed_vb_frame_rsv(&v, 1, 4, WS_OP_TEXT, c, clen);
     free(c);
     check_vb("bad utf8 compressed", &v, 0, &takeover,
              "out close 1007 'invalid UTF-8 in text message'\n"
@@ -664,8 +626,8 @@ START_TEST(test_utf8_after_inflate)
     zinit(&z, 6);
     c = zmsg(&z, "abc\xe2\x82", 5, &clen);
     deflateEnd(&z);
-    vb_init(&v, SERVER);
-    vb_frame(&v, 1, 4, WS_OP_TEXT, c, clen);
+    feed_vb_init(&v, SERVER);
+    feed_vb_frame_rsv(&v, 1, 4, WS_OP_TEXT, c, clen);
     free(c);
     check_vb("cut utf8 compressed", &v, 0, &takeover,
              "out close 1007 'invalid UTF-8 in text message'\n"
@@ -674,8 +636,8 @@ START_TEST(test_utf8_after_inflate)
     zinit(&z, 6);
     c = zmsg(&z, "abc\xe2\x82", 5, &clen);
     deflateEnd(&z);
-    vb_init(&v, SERVER);
-    vb_frame(&v, 1, 4, WS_OP_BINARY, c, clen);
+    feed_vb_init(&v, SERVER);
+    feed_vb_frame_rsv(&v, 1, 4, WS_OP_BINARY, c, clen);
     free(c);
     {
         char expect[100];
@@ -905,9 +867,9 @@ START_TEST(test_memory)
     zinit(&z, 6);
     c = zmsg(&z, json, strlen(json), &clen);
     deflateEnd(&z);
-    n = ws_frame_header_write(buf, 1, 4, WS_OP_TEXT, clen, test_mask);
+    n = ws_frame_header_write(buf, 1, 4, WS_OP_TEXT, clen, feed_test_mask);
     memcpy(buf + n, c, clen);
-    ws_frame_mask(buf + n, clen, test_mask, 0);
+    ws_frame_mask(buf + n, clen, feed_test_mask, 0);
     free(c);
     ws_session_feed(t.s, buf, n + clen, 2);
     ck_assert_uint_eq(ws_session_stats(t.s)->deflated_in, 1);
@@ -933,9 +895,9 @@ START_TEST(test_memory)
             zinit(&z, 6);
             c = zmsg(&z, json, strlen(json), &clen);
             deflateEnd(&z);
-            n = ws_frame_header_write(buf, 1, 4, WS_OP_TEXT, clen, test_mask);
+            n = ws_frame_header_write(buf, 1, 4, WS_OP_TEXT, clen, feed_test_mask);
             memcpy(buf + n, c, clen);
-            ws_frame_mask(buf + n, clen, test_mask, 0);
+            ws_frame_mask(buf + n, clen, feed_test_mask, 0);
             free(c);
             ws_session_feed(t.s, buf, n + clen, 2);
             held = ws_session_memory(t.s) - 2 * 4096;

@@ -22,51 +22,8 @@
 #define SERVER 0
 #define CLIENT 1
 
-static const unsigned char test_mask[4] = { 0x37, 0xfa, 0x21, 0x3d };
 
 /* ---- vector building -------------------------------------------------- */
-
-/* Frames as the peer sends them: masked when we are the server. */
-typedef struct {
-    unsigned char *b;
-    apr_size_t n, cap;
-    int is_client;
-} vb_t;
-
-static void vb_init(vb_t *v, int is_client)
-{
-    memset(v, 0, sizeof(*v));
-    v->is_client = is_client;
-}
-
-static void vb_reserve(vb_t *v, apr_size_t more)
-{
-    if (v->n + more > v->cap) {
-        v->cap = (v->n + more) * 2;
-        v->b = realloc(v->b, v->cap);
-        ck_assert_ptr_nonnull(v->b);
-    }
-}
-
-static void vb_raw(vb_t *v, const void *p, apr_size_t n)
-{
-    vb_reserve(v, n);
-    memcpy(v->b + v->n, p, n);
-    v->n += n;
-}
-
-static void vb_frame(vb_t *v, unsigned fin, unsigned op, const void *p,
-                     apr_size_t n)
-{
-    vb_reserve(v, n + WS_FRAME_HEADER_MAX);
-    v->n += feed_frame(v->b + v->n, fin, op, p, n,
-                       v->is_client ? NULL : test_mask);
-}
-
-static void vb_str(vb_t *v, unsigned fin, unsigned op, const char *s)
-{
-    vb_frame(v, fin, op, s, strlen(s));
-}
 
 static void check_bytes(const char *name, const unsigned char *in,
                         apr_size_t len, int is_client, apr_size_t max,
@@ -80,7 +37,7 @@ static void check_bytes(const char *name, const unsigned char *in,
     free(log);
 }
 
-static void check_vb(const char *name, vb_t *v, apr_size_t max,
+static void check_vb(const char *name, feed_vb_t *v, apr_size_t max,
                      const char *expect)
 {
     check_bytes(name, v->b, v->n, v->is_client, max, expect);
@@ -132,10 +89,10 @@ END_TEST
 
 START_TEST(test_rfc_masked_ping)
 {
-    vb_t v;
+    feed_vb_t v;
 
-    vb_init(&v, SERVER);
-    vb_str(&v, 1, WS_OP_PING, "Hello");
+    feed_vb_init(&v, SERVER);
+    feed_vb_str(&v, 1, WS_OP_PING, "Hello");
     check_vb("masked ping", &v, 0,
              "out pong 5 'Hello'\n" OPEN_0 "stats msgs 0 pongs 0\n");
 }
@@ -171,7 +128,7 @@ static void check_binary(apr_size_t len, int is_client)
         pl[i] = (unsigned char)(i * 7 + 3);
     }
     n = feed_frame(in, 1, WS_OP_BINARY, pl, len,
-                   is_client ? NULL : test_mask);
+                   is_client ? NULL : feed_test_mask);
     ck_assert_uint_eq(in[1] & 0x7F, len == 256 ? 126 : 127);
     {
         feed_vec_t v = { "binary", in, n, is_client, 0, 0, NULL, 0 };
@@ -243,14 +200,14 @@ END_TEST
 
 START_TEST(test_ping_between_fragments)
 {
-    vb_t v;
+    feed_vb_t v;
 
-    vb_init(&v, SERVER);
-    vb_str(&v, 0, WS_OP_TEXT, "Hel");
-    vb_str(&v, 1, WS_OP_PING, "x");
-    vb_str(&v, 0, WS_OP_CONTINUATION, "l");
-    vb_str(&v, 1, WS_OP_PONG, "");
-    vb_str(&v, 1, WS_OP_CONTINUATION, "o");
+    feed_vb_init(&v, SERVER);
+    feed_vb_str(&v, 0, WS_OP_TEXT, "Hel");
+    feed_vb_str(&v, 1, WS_OP_PING, "x");
+    feed_vb_str(&v, 0, WS_OP_CONTINUATION, "l");
+    feed_vb_str(&v, 1, WS_OP_PONG, "");
+    feed_vb_str(&v, 1, WS_OP_CONTINUATION, "o");
     check_vb("ping between fragments", &v, 0,
              "msg text 5 'Hello'\nout pong 1 'x'\n" OPEN_0
              "stats msgs 1 pongs 1\n");
@@ -259,15 +216,15 @@ END_TEST
 
 START_TEST(test_zero_length)
 {
-    vb_t v;
+    feed_vb_t v;
 
-    vb_init(&v, SERVER);
-    vb_str(&v, 1, WS_OP_TEXT, "");
-    vb_str(&v, 1, WS_OP_BINARY, "");
-    vb_str(&v, 0, WS_OP_TEXT, "");
-    vb_str(&v, 0, WS_OP_CONTINUATION, "");
-    vb_str(&v, 1, WS_OP_CONTINUATION, "");
-    vb_str(&v, 1, WS_OP_PING, "");
+    feed_vb_init(&v, SERVER);
+    feed_vb_str(&v, 1, WS_OP_TEXT, "");
+    feed_vb_str(&v, 1, WS_OP_BINARY, "");
+    feed_vb_str(&v, 0, WS_OP_TEXT, "");
+    feed_vb_str(&v, 0, WS_OP_CONTINUATION, "");
+    feed_vb_str(&v, 1, WS_OP_CONTINUATION, "");
+    feed_vb_str(&v, 1, WS_OP_PING, "");
     check_vb("zero length", &v, 0,
              "msg text 0 ''\nmsg binary 0 ''\nmsg text 0 ''\n"
              "out pong 0 ''\n" OPEN_0 "stats msgs 3 pongs 0\n");
@@ -277,13 +234,13 @@ END_TEST
 START_TEST(test_ping_125)
 {
     char p[126];
-    vb_t v;
+    feed_vb_t v;
 
     memset(p, 'p', 125);
     p[125] = '\0';
-    vb_init(&v, SERVER);
-    vb_str(&v, 1, WS_OP_PING, p);
-    vb_str(&v, 1, WS_OP_TEXT, "after");
+    feed_vb_init(&v, SERVER);
+    feed_vb_str(&v, 1, WS_OP_PING, p);
+    feed_vb_str(&v, 1, WS_OP_TEXT, "after");
     check_vb("ping 125", &v, 0,
              "msg text 5 'after'\nout pong 125 #4f02a4db\n" OPEN_0
              "stats msgs 1 pongs 0\n");
@@ -292,14 +249,14 @@ END_TEST
 
 START_TEST(test_many_messages)
 {
-    vb_t v;
+    feed_vb_t v;
 
-    vb_init(&v, SERVER);
-    vb_str(&v, 1, WS_OP_TEXT, "one");
-    vb_str(&v, 1, WS_OP_BINARY, "two");
-    vb_str(&v, 0, WS_OP_BINARY, "th");
-    vb_str(&v, 1, WS_OP_CONTINUATION, "ree");
-    vb_str(&v, 1, WS_OP_TEXT, "caf\xc3\xa9");
+    feed_vb_init(&v, SERVER);
+    feed_vb_str(&v, 1, WS_OP_TEXT, "one");
+    feed_vb_str(&v, 1, WS_OP_BINARY, "two");
+    feed_vb_str(&v, 0, WS_OP_BINARY, "th");
+    feed_vb_str(&v, 1, WS_OP_CONTINUATION, "ree");
+    feed_vb_str(&v, 1, WS_OP_TEXT, "caf\xc3\xa9");
     check_vb("many", &v, 0,
              "msg text 3 'one'\nmsg binary 3 'two'\nmsg binary 5 'three'\n"
              "msg text 5 #874c8fb3\n" OPEN_0 "stats msgs 4 pongs 0\n");
@@ -308,13 +265,13 @@ END_TEST
 
 START_TEST(test_echo_in_callback)
 {
-    vb_t v;
+    feed_vb_t v;
     feed_vec_t fv;
     char *log;
 
-    vb_init(&v, SERVER);
-    vb_str(&v, 1, WS_OP_TEXT, "hi");
-    vb_str(&v, 1, WS_OP_BINARY, "yo");
+    feed_vb_init(&v, SERVER);
+    feed_vb_str(&v, 1, WS_OP_TEXT, "hi");
+    feed_vb_str(&v, 1, WS_OP_BINARY, "yo");
     fv = (feed_vec_t){ "echo", v.b, v.n, SERVER, 0, 1, NULL, 0 };
     log = feed_check(&fv);
     ck_assert_str_eq(log, "msg text 2 'hi'\nmsg binary 2 'yo'\n"
@@ -384,12 +341,12 @@ END_TEST
 
 START_TEST(test_pe_continuation_without_start)
 {
-    vb_t v;
+    feed_vb_t v;
 
-    vb_init(&v, SERVER);
-    vb_str(&v, 1, WS_OP_TEXT, "ok");
-    vb_str(&v, 1, WS_OP_CONTINUATION, "x");
-    vb_str(&v, 1, WS_OP_TEXT, "never");
+    feed_vb_init(&v, SERVER);
+    feed_vb_str(&v, 1, WS_OP_TEXT, "ok");
+    feed_vb_str(&v, 1, WS_OP_CONTINUATION, "x");
+    feed_vb_str(&v, 1, WS_OP_TEXT, "never");
     check_vb("continuation without start", &v, 0,
              "msg text 2 'ok'\n" PE("continuation without a message")
              "stats msgs 1 pongs 0\n");
@@ -398,17 +355,17 @@ END_TEST
 
 START_TEST(test_pe_new_message_inside_fragmented)
 {
-    vb_t v;
+    feed_vb_t v;
 
-    vb_init(&v, SERVER);
-    vb_str(&v, 0, WS_OP_TEXT, "a");
-    vb_str(&v, 1, WS_OP_BINARY, "b");
+    feed_vb_init(&v, SERVER);
+    feed_vb_str(&v, 0, WS_OP_TEXT, "a");
+    feed_vb_str(&v, 1, WS_OP_BINARY, "b");
     check_vb("text inside fragmented", &v, 0,
              PE("new message inside a fragmented one")
              "stats msgs 0 pongs 0\n");
-    vb_init(&v, SERVER);
-    vb_str(&v, 0, WS_OP_BINARY, "a");
-    vb_str(&v, 0, WS_OP_TEXT, "b");
+    feed_vb_init(&v, SERVER);
+    feed_vb_str(&v, 0, WS_OP_BINARY, "a");
+    feed_vb_str(&v, 0, WS_OP_TEXT, "b");
     check_vb("binary inside fragmented", &v, 0,
              PE("new message inside a fragmented one")
              "stats msgs 0 pongs 0\n");
@@ -422,15 +379,15 @@ END_TEST
 
 START_TEST(test_utf8_split_valid)
 {
-    vb_t v;
+    feed_vb_t v;
 
     /* U+20AC (E2 82 AC) and U+1F600 (F0 9F 98 80) cut between fragments. */
-    vb_init(&v, SERVER);
-    vb_str(&v, 0, WS_OP_TEXT, "\xe2");
-    vb_str(&v, 0, WS_OP_CONTINUATION, "\x82");
-    vb_str(&v, 1, WS_OP_CONTINUATION, "\xac");
-    vb_str(&v, 0, WS_OP_TEXT, "\xf0\x9f");
-    vb_str(&v, 1, WS_OP_CONTINUATION, "\x98\x80");
+    feed_vb_init(&v, SERVER);
+    feed_vb_str(&v, 0, WS_OP_TEXT, "\xe2");
+    feed_vb_str(&v, 0, WS_OP_CONTINUATION, "\x82");
+    feed_vb_str(&v, 1, WS_OP_CONTINUATION, "\xac");
+    feed_vb_str(&v, 0, WS_OP_TEXT, "\xf0\x9f");
+    feed_vb_str(&v, 1, WS_OP_CONTINUATION, "\x98\x80");
     check_vb("utf8 split valid", &v, 0,
              "msg text 3 #de134e70\nmsg text 4 #8bfd05b0\n" OPEN_0
              "stats msgs 2 pongs 0\n");
@@ -439,34 +396,34 @@ END_TEST
 
 START_TEST(test_utf8_split_invalid)
 {
-    vb_t v;
+    feed_vb_t v;
 
-    vb_init(&v, SERVER);
-    vb_str(&v, 0, WS_OP_TEXT, "ok\xe2");
-    vb_str(&v, 1, WS_OP_CONTINUATION, "(x");
+    feed_vb_init(&v, SERVER);
+    feed_vb_str(&v, 0, WS_OP_TEXT, "ok\xe2");
+    feed_vb_str(&v, 1, WS_OP_CONTINUATION, "(x");
     check_vb("utf8 split invalid", &v, 0, BAD_UTF8 "stats msgs 0 pongs 0\n");
 }
 END_TEST
 
 START_TEST(test_utf8_truncated_at_end)
 {
-    vb_t v;
+    feed_vb_t v;
 
-    vb_init(&v, SERVER);
-    vb_str(&v, 0, WS_OP_TEXT, "ok");
-    vb_str(&v, 1, WS_OP_CONTINUATION, "\xe2\x82");
+    feed_vb_init(&v, SERVER);
+    feed_vb_str(&v, 0, WS_OP_TEXT, "ok");
+    feed_vb_str(&v, 1, WS_OP_CONTINUATION, "\xe2\x82");
     check_vb("utf8 truncated", &v, 0, BAD_UTF8 "stats msgs 0 pongs 0\n");
 }
 END_TEST
 
 START_TEST(test_utf8_first_fragment)
 {
-    vb_t v;
+    feed_vb_t v;
 
     /* Only the first fragment is fed: the session must already be closed
      * with 1007, before the message could complete. */
-    vb_init(&v, SERVER);
-    vb_str(&v, 0, WS_OP_TEXT, "abc\xc0\xaf");
+    feed_vb_init(&v, SERVER);
+    feed_vb_str(&v, 0, WS_OP_TEXT, "abc\xc0\xaf");
     check_vb("utf8 first fragment", &v, 0,
              BAD_UTF8 "stats msgs 0 pongs 0\n");
 }
@@ -483,7 +440,7 @@ START_TEST(test_utf8_mid_frame)
     memset(pl, 'a', sizeof(pl));
     pl[3] = 0xF4;
     pl[4] = 0x90;
-    n = feed_frame(in, 1, WS_OP_TEXT, pl, sizeof(pl), test_mask);
+    n = feed_frame(in, 1, WS_OP_TEXT, pl, sizeof(pl), feed_test_mask);
     check_bytes("utf8 mid frame", in, n - 94, SERVER, 0,
                 BAD_UTF8 "stats msgs 0 pongs 0\n");
 }
@@ -491,10 +448,10 @@ END_TEST
 
 START_TEST(test_utf8_binary_not_checked)
 {
-    vb_t v;
+    feed_vb_t v;
 
-    vb_init(&v, SERVER);
-    vb_str(&v, 1, WS_OP_BINARY, "\xff\xfe");
+    feed_vb_init(&v, SERVER);
+    feed_vb_str(&v, 1, WS_OP_BINARY, "\xff\xfe");
     check_vb("binary not checked", &v, 0,
              "msg binary 2 #bc6f8db7\n" OPEN_0 "stats msgs 1 pongs 0\n");
 }
@@ -516,14 +473,14 @@ END_TEST
 START_TEST(test_too_big_fragments)
 {
     char a[41];
-    vb_t v;
+    feed_vb_t v;
 
     memset(a, 'a', 40);
     a[40] = '\0';
-    vb_init(&v, SERVER);
-    vb_str(&v, 1, WS_OP_TEXT, a);          /* 40: fine */
-    vb_str(&v, 0, WS_OP_TEXT, a);          /* 40 assembled */
-    vb_str(&v, 0, WS_OP_CONTINUATION, "0123456789012345678901234");
+    feed_vb_init(&v, SERVER);
+    feed_vb_str(&v, 1, WS_OP_TEXT, a);          /* 40: fine */
+    feed_vb_str(&v, 0, WS_OP_TEXT, a);          /* 40 assembled */
+    feed_vb_str(&v, 0, WS_OP_CONTINUATION, "0123456789012345678901234");
     check_vb("too big fragments", &v, 64,
              "msg text 40 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'\n"
              TOO_BIG "stats msgs 1 pongs 0\n");
@@ -533,13 +490,13 @@ END_TEST
 START_TEST(test_limit_exact)
 {
     char a[65];
-    vb_t v;
+    feed_vb_t v;
 
     memset(a, 'a', 64);
     a[64] = '\0';
-    vb_init(&v, SERVER);
-    vb_str(&v, 0, WS_OP_TEXT, "");
-    vb_str(&v, 1, WS_OP_CONTINUATION, a);
+    feed_vb_init(&v, SERVER);
+    feed_vb_str(&v, 0, WS_OP_TEXT, "");
+    feed_vb_str(&v, 1, WS_OP_CONTINUATION, a);
     check_vb("limit exact", &v, 64,
              "msg text 64 #1fe483c1\n" OPEN_0 "stats msgs 1 pongs 0\n");
 }
@@ -549,12 +506,12 @@ END_TEST
 
 START_TEST(test_close_echo)
 {
-    vb_t v;
+    feed_vb_t v;
 
-    vb_init(&v, SERVER);
-    vb_str(&v, 1, WS_OP_CLOSE, "\x03\xe8" "bye");
-    vb_str(&v, 1, WS_OP_TEXT, "ignored");
-    vb_raw(&v, "\xff\xff garbage", 10);
+    feed_vb_init(&v, SERVER);
+    feed_vb_str(&v, 1, WS_OP_CLOSE, "\x03\xe8" "bye");
+    feed_vb_str(&v, 1, WS_OP_TEXT, "ignored");
+    feed_vb_raw(&v, "\xff\xff garbage", 10);
     check_vb("close echo", &v, 0,
              "peer-close 1000 'bye'\nout close 1000 ''\n"
              "state closed 1000\nstats msgs 0 pongs 0\n");
@@ -570,10 +527,10 @@ START_TEST(test_close_codes_echoed)
         unsigned char pl[2] = { (unsigned char)(codes[i] >> 8),
                                 (unsigned char)codes[i] };
         char expect[200];
-        vb_t v;
+        feed_vb_t v;
 
-        vb_init(&v, SERVER);
-        vb_frame(&v, 1, WS_OP_CLOSE, pl, 2);
+        feed_vb_init(&v, SERVER);
+        feed_vb_frame(&v, 1, WS_OP_CLOSE, pl, 2);
         snprintf(expect, sizeof(expect),
                  "peer-close %u ''\nout close %u ''\nstate closed %u\n"
                  "stats msgs 0 pongs 0\n", codes[i], codes[i], codes[i]);
@@ -584,10 +541,10 @@ END_TEST
 
 START_TEST(test_close_empty)
 {
-    vb_t v;
+    feed_vb_t v;
 
-    vb_init(&v, SERVER);
-    vb_str(&v, 1, WS_OP_CLOSE, "");
+    feed_vb_init(&v, SERVER);
+    feed_vb_str(&v, 1, WS_OP_CLOSE, "");
     check_vb("close empty", &v, 0,
              "peer-close 1005 ''\nout close 0 ''\nstate closed 1005\n"
              "stats msgs 0 pongs 0\n");
@@ -596,10 +553,10 @@ END_TEST
 
 START_TEST(test_close_one_byte)
 {
-    vb_t v;
+    feed_vb_t v;
 
-    vb_init(&v, SERVER);
-    vb_str(&v, 1, WS_OP_CLOSE, "\x03");
+    feed_vb_init(&v, SERVER);
+    feed_vb_str(&v, 1, WS_OP_CLOSE, "\x03");
     check_vb("close 1 byte", &v, 0,
              PE("invalid close payload") "stats msgs 0 pongs 0\n");
 }
@@ -614,10 +571,10 @@ START_TEST(test_close_bad_codes)
     for (i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
         unsigned char pl[4] = { (unsigned char)(codes[i] >> 8),
                                 (unsigned char)codes[i], 'h', 'i' };
-        vb_t v;
+        feed_vb_t v;
 
-        vb_init(&v, SERVER);
-        vb_frame(&v, 1, WS_OP_CLOSE, pl, 4);
+        feed_vb_init(&v, SERVER);
+        feed_vb_frame(&v, 1, WS_OP_CLOSE, pl, 4);
         check_vb("close bad code", &v, 0,
                  PE("invalid close payload") "stats msgs 0 pongs 0\n");
     }
@@ -626,10 +583,10 @@ END_TEST
 
 START_TEST(test_close_bad_reason)
 {
-    vb_t v;
+    feed_vb_t v;
 
-    vb_init(&v, SERVER);
-    vb_str(&v, 1, WS_OP_CLOSE, "\x03\xe8" "b\xed\xa0\x80");
+    feed_vb_init(&v, SERVER);
+    feed_vb_str(&v, 1, WS_OP_CLOSE, "\x03\xe8" "b\xed\xa0\x80");
     check_vb("close bad reason", &v, 0,
              "out close 1007 'invalid UTF-8 in close reason'\n"
              "state closed 1007\nstats msgs 0 pongs 0\n");
@@ -638,14 +595,14 @@ END_TEST
 
 START_TEST(test_close_between_fragments)
 {
-    vb_t v;
+    feed_vb_t v;
 
     /* A close may come inside a fragmented message (§5.4: control frames
      * may be injected); the message is then abandoned. */
-    vb_init(&v, SERVER);
-    vb_str(&v, 0, WS_OP_TEXT, "par");
-    vb_str(&v, 1, WS_OP_CLOSE, "\x03\xe9");
-    vb_str(&v, 1, WS_OP_CONTINUATION, "tial");
+    feed_vb_init(&v, SERVER);
+    feed_vb_str(&v, 0, WS_OP_TEXT, "par");
+    feed_vb_str(&v, 1, WS_OP_CLOSE, "\x03\xe9");
+    feed_vb_str(&v, 1, WS_OP_CONTINUATION, "tial");
     check_vb("close between fragments", &v, 0,
              "peer-close 1001 ''\nout close 1001 ''\nstate closed 1001\n"
              "stats msgs 0 pongs 0\n");
@@ -711,7 +668,7 @@ static void st_expect_out(sess_t *t, const char *expect)
     free(got);
 }
 
-static void st_feed(sess_t *t, const vb_t *v, apr_time_t now)
+static void st_feed(sess_t *t, const feed_vb_t *v, apr_time_t now)
 {
     ck_assert_int_eq(ws_session_feed(t->s, v->b, v->n, now), APR_SUCCESS);
 }
@@ -799,7 +756,7 @@ START_TEST(test_close_by_us)
 {
     ws_session_config_t cfg = { 0 };
     sess_t t;
-    vb_t v;
+    feed_vb_t v;
 
     cfg.close_timeout = apr_time_from_sec(3);
     st_open(&t, &cfg, 1);
@@ -812,10 +769,10 @@ START_TEST(test_close_by_us)
     st_expect_out(&t, "out close 1000 'bye'\n");
     /* Messages still arrive while CLOSING; pings get no answer after our
      * close frame; the peer's close ends it with no second close. */
-    vb_init(&v, SERVER);
-    vb_str(&v, 1, WS_OP_TEXT, "late");
-    vb_str(&v, 1, WS_OP_PING, "p");
-    vb_str(&v, 1, WS_OP_CLOSE, "\x03\xe8");
+    feed_vb_init(&v, SERVER);
+    feed_vb_str(&v, 1, WS_OP_TEXT, "late");
+    feed_vb_str(&v, 1, WS_OP_PING, "p");
+    feed_vb_str(&v, 1, WS_OP_CLOSE, "\x03\xe8");
     st_feed(&t, &v, 20);
     free(v.b);
     ck_assert_str_eq(t.log, "msg 1 late\n");
@@ -856,13 +813,13 @@ START_TEST(test_close_in_callback)
 {
     ws_session_config_t cfg = { 0 };
     sess_t t;
-    vb_t v;
+    feed_vb_t v;
 
     st_open(&t, &cfg, 1);
     t.closes_in_callback = 1008;
-    vb_init(&v, SERVER);
-    vb_str(&v, 1, WS_OP_TEXT, "a");
-    vb_str(&v, 1, WS_OP_TEXT, "b");
+    feed_vb_init(&v, SERVER);
+    feed_vb_str(&v, 1, WS_OP_TEXT, "a");
+    feed_vb_str(&v, 1, WS_OP_TEXT, "b");
     st_feed(&t, &v, 2);
     free(v.b);
     ck_assert_str_eq(t.log, "msg 1 a\nmsg 1 b\n");
@@ -893,7 +850,7 @@ START_TEST(test_peer_eof)
 {
     ws_session_config_t cfg = { 0 };
     sess_t t;
-    vb_t v;
+    feed_vb_t v;
 
     st_open(&t, &cfg, 1);
     ck_assert_uint_eq(ws_session_close_code(t.s), 0);
@@ -905,8 +862,8 @@ START_TEST(test_peer_eof)
     st_done(&t);
 
     st_open(&t, &cfg, 1);
-    vb_init(&v, SERVER);
-    vb_str(&v, 1, WS_OP_CLOSE, "\x03\xe8");
+    feed_vb_init(&v, SERVER);
+    feed_vb_str(&v, 1, WS_OP_CLOSE, "\x03\xe8");
     st_feed(&t, &v, 2);
     free(v.b);
     ws_session_peer_eof(t.s);
@@ -922,13 +879,13 @@ START_TEST(test_stats)
 {
     ws_session_config_t cfg = { 0 };
     sess_t t;
-    vb_t v;
+    feed_vb_t v;
     const ws_session_stats_t *st;
 
     st_open(&t, &cfg, 1);
-    vb_init(&v, SERVER);
-    vb_str(&v, 1, WS_OP_TEXT, "abc");
-    vb_str(&v, 1, WS_OP_PONG, "");
+    feed_vb_init(&v, SERVER);
+    feed_vb_str(&v, 1, WS_OP_TEXT, "abc");
+    feed_vb_str(&v, 1, WS_OP_PONG, "");
     st_feed(&t, &v, 2);
     st = ws_session_stats(t.s);
     ck_assert_uint_eq(st->bytes_in, v.n);
@@ -985,7 +942,7 @@ START_TEST(test_timers)
 {
     ws_session_config_t cfg = { 0 };
     sess_t t;
-    vb_t v;
+    feed_vb_t v;
 
     cfg.ping_interval = apr_time_from_sec(10);
     cfg.idle_timeout = apr_time_from_sec(30);
@@ -1002,8 +959,8 @@ START_TEST(test_timers)
     ws_session_tick(t.s, SEC(15));
     st_expect_out(&t, "");
     /* A pong at 12 s moves both deadlines. */
-    vb_init(&v, SERVER);
-    vb_str(&v, 1, WS_OP_PONG, "");
+    feed_vb_init(&v, SERVER);
+    feed_vb_str(&v, 1, WS_OP_PONG, "");
     st_feed(&t, &v, SEC(12));
     free(v.b);
     ck_assert_int_eq(ws_session_deadline(t.s), SEC(22));
@@ -1080,7 +1037,7 @@ START_TEST(test_shrink_after_big_message)
     memset(pl, 'q', big);
     cfg.max_message = 8 * 1024 * 1024;
     st_open(&t, &cfg, 1);
-    n = feed_frame(in, 1, WS_OP_TEXT, pl, big, test_mask);
+    n = feed_frame(in, 1, WS_OP_TEXT, pl, big, feed_test_mask);
     for (off = 0; off < n; off += 65536) {
         apr_size_t k = n - off < 65536 ? n - off : 65536;
         ck_assert_int_eq(ws_session_feed(t.s, in + off, k, 2), APR_SUCCESS);
