@@ -448,6 +448,54 @@ apr_status_t ws_hub_wait(apr_uint64_t seq, apr_interval_time_t timeout)
     return rv;
 }
 
+/* ---- the socket ---- */
+
+int ws_hub_send(int fd, ws_hubbuf_t *b)
+{
+    ssize_t n;
+
+    while (b->off < b->len) {
+        n = send(fd, b->p + b->off, b->len - b->off,
+                 MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
+        }
+        b->off += (size_t)n;
+    }
+    return 0;
+}
+
+int ws_hub_recv(int fd, ws_hubbuf_t *b)
+{
+    size_t got = 0;
+    ssize_t n;
+
+    while (got < WS_HUB_READ_MAX) {
+        if (ws_hubbuf_reserve(b, WS_HUB_READ_CHUNK)) {
+            return -1;
+        }
+        n = recv(fd, b->p + b->len, WS_HUB_READ_CHUNK, MSG_DONTWAIT);
+        if (n == 0) {
+            return -1;
+        }
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
+        }
+        b->len += (size_t)n;
+        got += (size_t)n;
+        if (n < WS_HUB_READ_CHUNK) {
+            break;
+        }
+    }
+    return 0;
+}
+
 /* ---- the hub thread ---- */
 
 static int hub_connect(void)
@@ -567,63 +615,30 @@ static void *APR_THREAD_FUNC hub_main(apr_thread_t *self, void *data)
             while (read(hub.wake[0], drain, sizeof(drain)) > 0) {
             }
         }
-        while (w.off < w.len) {
-            ssize_t n = send(fd, w.p + w.off, w.len - w.off,
-                             MSG_NOSIGNAL | MSG_DONTWAIT);
-
-            if (n < 0) {
-                if (errno == EINTR) {
-                    continue;
-                }
-                if (errno != EAGAIN && errno != EWOULDBLOCK) {
-                    goto broken;
-                }
-                break;
-            }
-            w.off += (size_t)n;
+        if (ws_hub_send(fd, &w)) {
+            goto broken;
         }
         if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) {
-            for (;;) {
-                ws_hubframe_t f;
-                apr_ssize_t flen;
-                ssize_t n;
+            ws_hubframe_t f;
+            apr_ssize_t flen;
+            /* What came before the end is delivered all the same. */
+            int ended = ws_hub_recv(fd, &r);
 
-                if (ws_hubbuf_reserve(&r, WS_HUB_READ_CHUNK)) {
-                    goto broken;
-                }
-                n = recv(fd, r.p + r.len, WS_HUB_READ_CHUNK, MSG_DONTWAIT);
-                if (n == 0) {
-                    goto broken;
-                }
-                if (n < 0) {
-                    if (errno == EINTR) {
-                        continue;
+            while ((flen = ws_hubframe_parse(r.p + r.off, r.len - r.off,
+                                             WS_HUB_BUFFER_MAX, &f)) > 0) {
+                frame_deliver(&f, 0);
+                r.off += (size_t)flen;
+                if (f.flags & WS_HUBWIRE_YOURS) {
+                    apr_thread_mutex_lock(hub.out_mutex);
+                    if (f.seq > hub.acked_seq) {
+                        hub.acked_seq = f.seq;
                     }
-                    if (errno != EAGAIN && errno != EWOULDBLOCK) {
-                        goto broken;
-                    }
-                    break;
+                    apr_thread_cond_broadcast(hub.acked);
+                    apr_thread_mutex_unlock(hub.out_mutex);
                 }
-                r.len += (size_t)n;
-                while ((flen = ws_hubframe_parse(r.p + r.off, r.len - r.off,
-                                                 WS_HUB_BUFFER_MAX, &f)) > 0) {
-                    frame_deliver(&f, 0);
-                    r.off += (size_t)flen;
-                    if (f.flags & WS_HUBWIRE_YOURS) {
-                        apr_thread_mutex_lock(hub.out_mutex);
-                        if (f.seq > hub.acked_seq) {
-                            hub.acked_seq = f.seq;
-                        }
-                        apr_thread_cond_broadcast(hub.acked);
-                        apr_thread_mutex_unlock(hub.out_mutex);
-                    }
-                }
-                if (flen < 0) {
-                    goto broken;
-                }
-                if (n < WS_HUB_READ_CHUNK) {
-                    break;
-                }
+            }
+            if (ended || flen < 0) {
+                goto broken;
             }
         }
         continue;

@@ -22,6 +22,7 @@
 #define MOD_WS_HUB_H
 
 #include "mod_ws_conn.h"
+#include "ws_hubwire.h"
 
 /* A published message: one immutable payload, shared (ref-counted) by all
  * the connections it is queued for; never copied per subscriber. */
@@ -70,7 +71,14 @@ void ws_hub_unsubscribe_all(ws_conn_t *wc);
  * (the caller drops it). */
 apr_status_t ws_hub_drain(ws_conn_t *wc);
 
-/* The frames between the hub and the children are ws_hubwire.h's. */
+/* The frames between the hub and the children are ws_hubwire.h's; both
+ * ends move them with these, never blocking.  ws_hub_send: write what b
+ * holds, 0 when all is written or the socket is full, -1 when broken.
+ * ws_hub_recv: append what the socket has (up to WS_HUB_READ_MAX a call),
+ * 0, or -1 at its end or an error. */
+int ws_hub_send(int fd, ws_hubbuf_t *b);
+int ws_hub_recv(int fd, ws_hubbuf_t *b);
+#define WS_HUB_READ_MAX (1024 * 1024)
 /* Hub process: frames buffered for one child past this drop that child
  * (it reconnects); a child's own queue to the hub likewise. */
 #define WS_HUB_BUFFER_MAX (64 * 1024 * 1024)

@@ -61,7 +61,6 @@ typedef struct {
     ws_broker_t *broker;            /* NULL: WebSocketBroker local */
 } hubd_loop_t;
 
-#define HUBD_READ_CHUNK (64 * 1024)
 
 /* Queue one frame for a client; -1 when it has more waiting than the
  * bound allows (it is then dropped). */
@@ -75,23 +74,6 @@ static int client_queue(hubd_client_t *cl, const char *frame, size_t len,
     memcpy(cl->w.p + cl->w.len, frame, len);
     ws_hubframe_set_flags(cl->w.p + cl->w.len, yours ? WS_HUBWIRE_YOURS : 0);
     cl->w.len += len;
-    return 0;
-}
-
-/* Write what the client can take now; -1 on a broken connection. */
-static int client_flush(hubd_client_t *cl)
-{
-    ssize_t n;
-
-    while (cl->w.off < cl->w.len) {
-        n = send(cl->fd, cl->w.p + cl->w.off, cl->w.len - cl->w.off,
-                 MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n < 0) {
-            return (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-                   ? 0 : -1;
-        }
-        cl->w.off += (size_t)n;
-    }
     return 0;
 }
 
@@ -132,31 +114,8 @@ static int client_read(hubd_loop_t *lp, int i)
     hubd_client_t *cl = &lp->cls[i];
     ws_hubframe_t f;
     apr_ssize_t flen;
-    ssize_t got;
+    int ended = ws_hub_recv(cl->fd, &cl->r);   /* parse what came first */
 
-    for (;;) {
-        if (ws_hubbuf_reserve(&cl->r, HUBD_READ_CHUNK)) {
-            return -1;
-        }
-        got = recv(cl->fd, cl->r.p + cl->r.len, HUBD_READ_CHUNK,
-                   MSG_DONTWAIT);
-        if (got == 0) {
-            return -1;
-        }
-        if (got < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                break;
-            }
-            return -1;
-        }
-        cl->r.len += (size_t)got;
-        if (got < HUBD_READ_CHUNK) {
-            break;
-        }
-    }
     while ((flen = ws_hubframe_parse(cl->r.p + cl->r.off,
                                      cl->r.len - cl->r.off,
                                      WS_HUB_BUFFER_MAX, &f)) > 0) {
@@ -169,7 +128,7 @@ static int client_read(hubd_loop_t *lp, int i)
         }
         cl->r.off += (size_t)flen;
     }
-    return flen < 0 ? -1 : 0;
+    return (ended || flen < 0) ? -1 : 0;
 }
 
 static int listen_on(const char *path)
@@ -291,7 +250,7 @@ static void hubd_main(server_rec *s, apr_pool_t *p)
         }
         /* Every frame just passed on goes out now where it can. */
         for (i = 0; i < lp.ncl; ++i) {
-            if (cls[i].fd >= 0 && client_flush(&cls[i])) {
+            if (cls[i].fd >= 0 && ws_hub_send(cls[i].fd, &cls[i].w)) {
                 client_free(&cls[i]);
             }
         }
